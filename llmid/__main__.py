@@ -1,0 +1,3 @@
+from llmid.cli import main
+
+raise SystemExit(main())

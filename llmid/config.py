@@ -1,0 +1,112 @@
+"""One settings object. Precedence: command-line flags > environment `LLMID_*` > TOML file > embedded defaults.
+
+The file is `--config PATH`, else `$LLMID_CONFIG`, else `./llmid.toml`, else `~/.config/llmid/config.toml`
+(first that exists). Every field can be set in all three places: `window_seconds` is `LLMID_WINDOW_SECONDS` in
+the environment and `window_seconds = 60` in the file.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from llmid.errors import ConfigError
+
+ENV_PREFIX = "LLMID_"
+
+
+@dataclass(slots=True)
+class Settings:
+    store: str = "sqlite:///./llmid.db"
+    """Where results go (see `open_store`)."""
+    log_format: str | None = None
+    """Header template or preset name; None = detect per line."""
+    window_seconds: float = 300.0
+    """Reasoning window length on the source's clock."""
+    window_max_lines: int = 2000
+    """A window also closes after this many records (bounds memory and latency)."""
+    baseline_windows: int = 1
+    """Windows at the start of each source taken as the normal period before any incident can be raised."""
+    anomaly_threshold: float = 0.5
+    """Window anomaly score at or above which an incident is raised."""
+    batch_size: int = 1000
+    """Records per engine batch and per store transaction."""
+    max_line_bytes: int = 65536
+    """Longer lines are truncated (with a warning) so one giant line cannot exhaust memory."""
+    similarity: float = 0.5
+    """Template miner: fraction of constant tokens a line must share with a template to join it."""
+    confidence_floor: float = 0.3
+    """Safety gate: below this confidence mean only escalate_to_human is allowed."""
+    broker: str | None = None
+    """Celery broker URL for scale-out; None = run every stage in-process."""
+    quiet: bool = False
+    """No progress bars or warnings."""
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _coerce(name: str, raw: Any, source: str) -> Any:
+    """Convert a file/env value to the field's type, with a clear error naming where it came from."""
+    default = getattr(Settings, name, None)
+    ftype = Settings.__dataclass_fields__[name].type
+    try:
+        if "bool" in str(ftype):
+            if isinstance(raw, bool):
+                return raw
+            s = str(raw).strip().lower()
+            if s in ("1", "true", "yes", "on"):
+                return True
+            if s in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(raw)
+        if "float" in str(ftype):
+            return float(raw)
+        if "int" in str(ftype):
+            return int(raw)
+        if raw is None or (isinstance(raw, str) and raw == "" and default is None):
+            return None
+        return str(raw)
+    except (TypeError, ValueError):
+        raise ConfigError(f"Invalid value {raw!r} for {name} in {source}.") from None
+
+
+def _config_file(explicit: str | None) -> Path | None:
+    candidates = [explicit, os.environ.get(ENV_PREFIX + "CONFIG"), "llmid.toml", "~/.config/llmid/config.toml"]
+    for i, c in enumerate(candidates):
+        if not c:
+            continue
+        p = Path(c).expanduser()
+        if p.is_file():
+            return p
+        if i < 2:
+            raise ConfigError(f"Config file {c} does not exist.")
+    return None
+
+
+def load_settings(flags: dict[str, Any] | None = None, config_path: str | None = None) -> Settings:
+    """Build the effective settings; `flags` holds only the options the user actually gave."""
+    names = [f.name for f in fields(Settings)]
+    values: dict[str, Any] = {}
+    path = _config_file(config_path)
+    if path is not None:
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+            raise ConfigError(f"Cannot read config file {path}: {e}.") from None
+        data = data.get("llmid", data)
+        for key, raw in data.items():
+            if key not in names:
+                raise ConfigError(f"Unknown setting {key!r} in {path}; known: {', '.join(names)}.")
+            values[key] = _coerce(key, raw, str(path))
+    for name in names:
+        env = os.environ.get(ENV_PREFIX + name.upper())
+        if env is not None:
+            values[name] = _coerce(name, env, f"${ENV_PREFIX}{name.upper()}")
+    for name, raw in (flags or {}).items():
+        if raw is not None:
+            values[name] = raw
+    return Settings(**values)

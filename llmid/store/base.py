@@ -1,0 +1,99 @@
+"""The Store interface every backend (SQLite, OpenSearch, Elasticsearch) implements.
+
+The engine never imports a store; the CLI, workers and web app hand batches from the engine to a Store. Every
+write is an upsert by the document's deterministic id, so re-running the same input changes no counts.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any
+
+from llmid.documents import Incident, LogRecord, Recommendation, Template
+
+
+@dataclass(slots=True)
+class Batch:
+    """What one engine step produced; a store writes it in one transaction (all of it or nothing)."""
+
+    records: list[LogRecord] = field(default_factory=list)
+    templates: list[Template] = field(default_factory=list)
+    incidents: list[Incident] = field(default_factory=list)
+    recommendations: list[Recommendation] = field(default_factory=list)
+    state: dict[str, Any] = field(default_factory=dict)
+    """Engine state (e.g. the template miner) saved in the same transaction, keyed like save_state."""
+
+    def __bool__(self) -> bool:
+        return bool(self.records or self.templates or self.incidents or self.recommendations or self.state)
+
+
+@dataclass(slots=True)
+class SearchQuery:
+    text: str | None = None
+    """Full-text query over messages (FTS5 syntax on SQLite, simple_query_string on clusters)."""
+    template_id: str | None = None
+    level: str | None = None
+    service: str | None = None
+    since: float | None = None
+    until: float | None = None
+    incident_id: str | None = None
+    limit: int = 50
+    offset: int = 0
+
+
+@dataclass(slots=True)
+class Page:
+    total: int
+    hits: list[dict[str, Any]]
+
+
+class Store(ABC):
+    """A document store for the four LLM-ID document kinds (DESIGN.md "Documents")."""
+
+    url: str
+
+    @abstractmethod
+    def write(self, batch: Batch) -> None:
+        """Upsert the batch atomically. Template `count` is recomputed from the stored records (idempotent)."""
+
+    @abstractmethod
+    def stats(self) -> dict[str, int]:
+        """{"records", "templates", "incidents", "recommendations"} counts."""
+
+    @abstractmethod
+    def search(self, query: SearchQuery) -> Page:
+        """Log documents matching the query, newest first."""
+
+    @abstractmethod
+    def templates(self, limit: int = 100, offset: int = 0) -> Page:
+        """Template documents, most frequent first."""
+
+    @abstractmethod
+    def incidents(self, limit: int = 100, offset: int = 0, min_score: float = 0.0) -> Page:
+        """Incident documents, highest anomaly score first, each with its `recommendations`."""
+
+    @abstractmethod
+    def get_incident(self, incident_id: str) -> dict[str, Any] | None:
+        """One incident document with its `recommendations`, or None."""
+
+    @abstractmethod
+    def recommendations(self, incident_id: str | None = None, limit: int = 100) -> Page:
+        """Recommendation documents (of one incident when given)."""
+
+    @abstractmethod
+    def load_state(self, key: str) -> Any | None:
+        """A JSON value saved with save_state (e.g. the template miner), or None."""
+
+    @abstractmethod
+    def save_state(self, key: str, value: Any) -> None:
+        """Persist a JSON-serialisable engine state under key (overwrites)."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections."""
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
