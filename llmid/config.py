@@ -36,7 +36,7 @@ class Settings:
     """Records per engine batch and per store transaction."""
     max_line_bytes: int = 65536
     """Longer lines are truncated (with a warning) so one giant line cannot exhaust memory."""
-    similarity: float = 0.5
+    similarity: float = 0.7
     """Template miner: fraction of constant tokens a line must share with a template to join it."""
     confidence_floor: float = 0.3
     """Safety gate: below this confidence mean only escalate_to_human is allowed."""

@@ -251,3 +251,18 @@ class Recommendation:
             "outcome": self.outcome,
             "method": self.method,
         }
+
+
+@dataclass(slots=True)
+class Batch:
+    """What one engine step produced; a store writes it in one transaction (all of it or nothing)."""
+
+    records: list[LogRecord] = field(default_factory=list)
+    templates: list[Template] = field(default_factory=list)
+    incidents: list[Incident] = field(default_factory=list)
+    recommendations: list[Recommendation] = field(default_factory=list)
+    state: dict[str, Any] = field(default_factory=dict)
+    """Engine state (e.g. the template miner) saved in the same transaction, keyed like save_state."""
+
+    def __bool__(self) -> bool:
+        return bool(self.records or self.templates or self.incidents or self.recommendations or self.state)

@@ -7,25 +7,12 @@ write is an upsert by the document's deterministic id, so re-running the same in
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from llmid.documents import Incident, LogRecord, Recommendation, Template
+from llmid.documents import Batch
 
-
-@dataclass(slots=True)
-class Batch:
-    """What one engine step produced; a store writes it in one transaction (all of it or nothing)."""
-
-    records: list[LogRecord] = field(default_factory=list)
-    templates: list[Template] = field(default_factory=list)
-    incidents: list[Incident] = field(default_factory=list)
-    recommendations: list[Recommendation] = field(default_factory=list)
-    state: dict[str, Any] = field(default_factory=dict)
-    """Engine state (e.g. the template miner) saved in the same transaction, keyed like save_state."""
-
-    def __bool__(self) -> bool:
-        return bool(self.records or self.templates or self.incidents or self.recommendations or self.state)
+__all__ = ["Batch", "Page", "SearchQuery", "Store"]
 
 
 @dataclass(slots=True)

@@ -1,0 +1,83 @@
+"""Drive the engine over a source into a store: the one loop behind `analyze`, `ingest` and the workers' in-process
+mode. Each engine batch is one store transaction, so an interrupt or a crash loses at most the batch in flight.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from llmid.config import Settings
+from llmid.documents import Batch
+from llmid.engine.pipeline import Pipeline, batched
+from llmid.engine.structurer import STATE_KEY
+from llmid.errors import InputError
+from llmid.ingest_pipelines.sources import read_records
+from llmid.store.base import Store
+
+STATE_EVERY_BATCHES = 50
+"""Persist the miner state this often during long runs (and always at the end)."""
+
+
+@dataclass(slots=True)
+class RunSummary:
+    records: int = 0
+    template_ids: set[str] = field(default_factory=set)
+    incidents: list[dict[str, Any]] = field(default_factory=list)
+    recommendations: int = 0
+    interrupted: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {"records": self.records, "templates": len(self.template_ids), "incidents": self.incidents}
+
+
+def run_source(
+    source: str,
+    settings: Settings,
+    store: Store,
+    *,
+    follow: bool = False,
+    on_progress: Callable[[int], None] | None = None,
+    warn: Callable[[str], None] | None = None,
+    stop_event: threading.Event | None = None,
+) -> RunSummary:
+    """Analyse one source into `store`. Raises InputError for an empty input; KeyboardInterrupt propagates after
+    the batches already written are committed (the caller reports it)."""
+    state = {STATE_KEY: store.load_state(STATE_KEY)}
+    pipe = Pipeline(settings, state)
+    summary = RunSummary()
+    kwargs: dict[str, Any] = {"follow": follow, "max_line_bytes": settings.max_line_bytes, "warn": warn}
+    if stop_event is not None:
+        kwargs["stop_event"] = stop_event
+    records = read_records(source, settings.log_format, **kwargs)
+    n_batches = 0
+    for chunk in batched(records, settings.batch_size):
+        batch = pipe.feed(chunk)
+        n_batches += 1
+        if n_batches % STATE_EVERY_BATCHES == 0:
+            batch.state = pipe.state()
+        _commit(store, batch, summary)
+        if on_progress is not None:
+            on_progress(chunk[-1].offset)
+    _commit(store, pipe.finish(), summary)
+    if summary.records == 0 and not follow:
+        raise InputError(f"{'Standard input' if source == '-' else source} contains no log lines.")
+    return summary
+
+
+def _commit(store: Store, batch: Batch, summary: RunSummary) -> None:
+    if not batch:
+        return
+    store.write(batch)
+    summary.records += len(batch.records)
+    summary.template_ids.update(r.template_id for r in batch.records if r.template_id)
+    recs_by_incident: dict[str, list[dict[str, Any]]] = {}
+    for rec in batch.recommendations:
+        recs_by_incident.setdefault(rec.incident_id, []).append(rec.to_doc())
+    for inc in batch.incidents:
+        doc = inc.to_doc()
+        doc["recommendations"] = recs_by_incident.get(inc.incident_id, [])
+        summary.incidents.append(doc)
+    summary.recommendations += len(batch.recommendations)
