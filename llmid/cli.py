@@ -129,7 +129,7 @@ def cmd_parse(args: argparse.Namespace) -> int:
 
 
 # -- analyze / ingest ----------------------------------------------------------------------------------------
-def _run(args: argparse.Namespace, *, follow: bool) -> int:
+def _run(args: argparse.Namespace, *, follow: bool, resume: bool) -> int:
     from llmid.runner import RunSummary, run_source
 
     settings = _settings(args)
@@ -144,7 +144,8 @@ def _run(args: argparse.Namespace, *, follow: bool) -> int:
     with _open_store(settings) as store:
         try:
             with ui.progress("analysing", None if follow else ui.file_size(args.file), settings.quiet) as update:
-                summary = run_source(args.file, settings, store, follow=follow, on_progress=update, warn=warn)
+                summary = run_source(args.file, settings, store, follow=follow, resume=resume,
+                                     on_progress=update, warn=warn)
         except KeyboardInterrupt:
             ui.error(f"Interrupted; everything committed before the interrupt is kept in {settings.store}.")
             return EXIT_INTERRUPTED
@@ -174,11 +175,11 @@ def _print_summary(summary: Any, store_url: str) -> None:
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
-    return _run(args, follow=False)
+    return _run(args, follow=False, resume=False)
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    return _run(args, follow=args.follow)
+    return _run(args, follow=args.follow, resume=True)
 
 
 # -- queries -------------------------------------------------------------------------------------------------

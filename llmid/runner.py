@@ -11,7 +11,7 @@ from typing import Any
 
 from llmid.config import Settings
 from llmid.documents import Batch
-from llmid.engine.pipeline import Pipeline, batched
+from llmid.engine.pipeline import REASONER_STATE_KEY, Pipeline, batched
 from llmid.engine.structurer import STATE_KEY
 from llmid.errors import InputError
 from llmid.ingest_pipelines.sources import read_records
@@ -39,13 +39,20 @@ def run_source(
     store: Store,
     *,
     follow: bool = False,
+    resume: bool = False,
     on_progress: Callable[[int], None] | None = None,
     warn: Callable[[str], None] | None = None,
     stop_event: threading.Event | None = None,
 ) -> RunSummary:
     """Analyse one source into `store`. Raises InputError for an empty input; KeyboardInterrupt propagates after
-    the batches already written are committed (the caller reports it)."""
+    the batches already written are committed (the caller reports it).
+
+    Templates always continue from the store (ids stay stable across runs). The reasoner's history continues
+    only with `resume` (streams fed piece by piece); `analyze` judges a file on its own, so analysing the same
+    file twice gives the same incidents."""
     state = {STATE_KEY: store.load_state(STATE_KEY)}
+    if resume:
+        state[REASONER_STATE_KEY] = store.load_state(REASONER_STATE_KEY)
     pipe = Pipeline(settings, state)
     summary = RunSummary()
     kwargs: dict[str, Any] = {"follow": follow, "max_line_bytes": settings.max_line_bytes, "warn": warn}

@@ -8,25 +8,17 @@ scores), so whoever writes it can commit it atomically and nothing half-reasoned
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import Any, Protocol
+from typing import Any
 
 from llmid.config import Settings
-from llmid.documents import Batch, Incident, LogRecord, Recommendation
-from llmid.engine.planner import KeywordPlanner
-from llmid.engine.reasoner import BaselineReasoner
+from llmid.documents import Batch, LogRecord
+from llmid.engine.planner import KeywordPlanner, Planner
+from llmid.engine.reasoner import BaselineReasoner, Reasoner
 from llmid.engine.safety import SafetyGate
 from llmid.engine.structurer import STATE_KEY, Structurer
 from llmid.engine.windows import Window, Windower
 
 REASONER_STATE_KEY = "reasoner.baseline"
-
-
-class Reasoner(Protocol):
-    def reason(self, window: Window) -> Incident | None: ...
-
-
-class Planner(Protocol):
-    def recommend(self, incident: Incident) -> list[Recommendation]: ...
 
 
 class Pipeline:
@@ -42,6 +34,8 @@ class Pipeline:
         self.reasoner: Reasoner = reasoner or BaselineReasoner(settings)
         self.planner: Planner = planner or KeywordPlanner()
         self.gate = gate or SafetyGate.from_settings(settings)
+        if state.get(REASONER_STATE_KEY):
+            self.reasoner.load_state(state[REASONER_STATE_KEY])
 
     def feed(self, records: list[LogRecord]) -> Batch:
         self.structurer.structure(records)
@@ -54,7 +48,8 @@ class Pipeline:
         return batch
 
     def state(self) -> dict[str, Any]:
-        return {STATE_KEY: self.structurer.state()}
+        """Everything needed to resume: the miner (templates keep their ids) and the reasoner's history."""
+        return {STATE_KEY: self.structurer.state(), REASONER_STATE_KEY: self.reasoner.state()}
 
     def _reason(self, windows: Iterator[Window]) -> Batch:
         batch = Batch()

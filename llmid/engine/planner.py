@@ -96,9 +96,7 @@ class KeywordPlanner:
                 if hit is None:
                     continue
                 weight[rule.action] = weight.get(rule.action, 0.0) + w
-                why.setdefault(rule.action, []).append(
-                    f"{where} '{ev.template}' matched '{hit}' (weight {w:.2f})."
-                )
+                why.setdefault(rule.action, []).append(f"{where} '{ev.template}' matched '{hit}' (weight {w:.2f}).")
         return weight, why
 
     def _target(self, action: str, incident: Incident) -> str | None:

@@ -15,8 +15,9 @@ Scoring (all numbers are class attributes, so they are visible and tunable):
   `c = w · (NOVEL_BASE + (1 - NOVEL_BASE) · sqrt(share))`, share = the event's records / window records.
 - frequency surprise of a known event with k records in a window of N records, expected `λ = N · p`,
   `p = (decayed count + 0.5) / (decayed lines + 1)`: Poisson deviance `D = k ln(k/λ) - (k - λ)` (0 when k <= λ),
-  strength `s = 1 - exp(-max(D - D0, 0) / TAU)` (D0 = 1, TAU = 3), contribution `c = w · s`. Counting per record (not per second)
-  keeps it meaningful without timestamps and for sampled logs; it detects changes of mix, not of volume.
+  strength `s = 1 - exp(-max(D - D0, 0) / TAU)` (D0 = 1, TAU = 3), contribution `c = w · s`. Counting per
+  record (not per second) keeps it meaningful without timestamps and for sampled logs; it detects changes of
+  mix, not of volume.
 - window score = `1 - Π(1 - c_e)` over the two largest contributions (so one strong event is enough, two
   medium ones add up, and the many tiny fluctuations of a big window do not).
 - an event is *anomalous* when `c >= MIN_CONTRIBUTION`; its root-cause score is
@@ -201,9 +202,7 @@ class BaselineReasoner:
             if incident_id is not None:
                 rec.incident_id = incident_id
         if not flagged:
-            self.histories.setdefault(window.source, SourceHistory()).absorb(
-                events, len(window.records), self.DECAY
-            )
+            self.histories.setdefault(window.source, SourceHistory()).absorb(events, len(window.records), self.DECAY)
             return None
         ranking = [self._ranked_event(s) for s in ranked]
         root = ranking[0]

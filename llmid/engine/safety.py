@@ -111,7 +111,5 @@ class SafetyGate:
                 worsen("needs_approval", f"{target or 'The target'} is in a maintenance window; automation is held.")
                 break
         if not reasons:
-            reasons.append(
-                f"Confidence {mean:.2f} is at or above the floor and '{action}' is not disruptive."
-            )
+            reasons.append(f"Confidence {mean:.2f} is at or above the floor and '{action}' is not disruptive.")
         return replace(rec, safety_verdict=verdict, safety_reasons=reasons)

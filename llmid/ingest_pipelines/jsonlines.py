@@ -204,6 +204,11 @@ class DockerFormat(_Wrapper):
     def __init__(self, name: str = "docker") -> None:
         super().__init__(name)
 
+    def raw_inner(self, line: str) -> str | None:
+        """The application's text inside the wrapper, line break removed."""
+        obj = load_object(line)
+        return obj["log"].rstrip("\r\n") if obj is not None and is_docker(obj) else None
+
     def parse_line(self, line: str) -> Parsed | None:
         obj = load_object(line)
         if obj is None or not is_docker(obj):
@@ -233,6 +238,11 @@ class CriFormat(_Wrapper):
 
     def __init__(self, name: str = "cri") -> None:
         super().__init__(name)
+
+    def raw_inner(self, line: str) -> str | None:
+        """The application's text inside the wrapper."""
+        m = _CRI.match(line.rstrip("\r\n"))
+        return (m.group("Log") or "") if m is not None else None
 
     def parse_line(self, line: str) -> Parsed | None:
         m = _CRI.match(line.rstrip("\r\n"))

@@ -16,7 +16,8 @@ PRESETS: dict[str, str] = {
     "Zookeeper": r"<Date> <Time> - <Level>  \[<Node>:<Component>@<Id>\] - <Content>",
     "BGL": r"<Label> <Timestamp> <Date> <Node> <Time> <NodeRepeat> <Type> <Component> <Level> <Content>",
     "HPC": r"<LogId> <Node> <Component> <State> <Time> <Flag> <Content>",
-    "Thunderbird": r"<Label> <Timestamp> <Date> <User> <Month> <Day> <Time> <Location> <Component>(\[<PID>\])?: <Content>",
+    "Thunderbird": (r"<Label> <Timestamp> <Date> <User> <Month> <Day> <Time> <Location> "
+                    r"<Component>(\[<PID>\])?: <Content>"),
     "Windows": r"<Date> <Time>, <Level>                  <Component>    <Content>",
     "Linux": r"<Month> <Date> <Time> <Level> <Component>(\[<PID>\])?: <Content>",
     "Android": r"<Date> <Time>  <Pid>  <Tid> <Level> <Component>: <Content>",
@@ -26,7 +27,7 @@ PRESETS: dict[str, str] = {
     "OpenSSH": r"<Date> <Day> <Time> <Component> sshd\[<Pid>\]: <Content>",
     "OpenStack": r"<Logrecord> <Date> <Time> <Pid> <Level> <Component> \[<ADDR>\] <Content>",
     "Mac": r"<Month>  <Date> <Time> <User> <Component>\[<PID>\]( \(<Address>\))?: <Content>",
-}  # noqa: E501
+}
 """Preset name -> Loghub header template (logparser benchmark settings)."""
 
 _LOGHUB_OPTIONS: dict[str, dict[str, object]] = {
@@ -37,7 +38,7 @@ _LOGHUB_OPTIONS: dict[str, dict[str, object]] = {
     "Zookeeper": {"probe": r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} - [A-Z]+ +\[.*@\d+\] - ",
                   "first": "0123456789", "roles": {"host": ""}},
     "BGL": {"probe": r"\S+ \d{9,10} \d{4}\.\d\d\.\d\d \S+ \d{4}-\d\d-\d\d-\d\d\.\d\d\.\d\d\.\d+ "},
-    "HPC": {"probe": r"\d+ \S+ \S+ \S+ \d{9,10} \d+ ", "first": "0123456789", "roles": {"level": ""}},
+    "HPC": {"probe": r"\d+ \S+ \S+ \S+ \d{9,10} -?\d+ ", "first": "0123456789", "roles": {"level": ""}},
     "Thunderbird": {"probe": r"\S+ \d{9,10} \d{4}\.\d\d\.\d\d \S+ [A-Z][a-z]{2} +\d{1,2} \d\d:\d\d:\d\d ",
                     "roles": {"host": "User"}},
     "Windows": {"probe": r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d, [A-Za-z]+ +\S", "first": "0123456789"},

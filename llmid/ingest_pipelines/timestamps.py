@@ -82,6 +82,11 @@ def epoch_number(value: float) -> float | None:
 
 def parse_timestamp(text: str | None) -> float | None:
     """Epoch seconds (UTC) of a timestamp in any supported shape, or None when not recognised."""
+    ts = _parse(text)
+    return None if ts is None else float(ts)
+
+
+def _parse(text: str | None) -> float | None:
     if not text:
         return None
     s = text.strip()

@@ -34,7 +34,8 @@ SCHEMA: tuple[str, ...] = (
     )""",
     "CREATE INDEX IF NOT EXISTS logs_template_id ON logs(template_id)",
     "CREATE INDEX IF NOT EXISTS logs_ts ON logs(ts, line_id)",
-    "CREATE INDEX IF NOT EXISTS logs_incident_id ON logs(incident_id)",
+    # Partial: most records belong to no incident, so the index stays small and inserts skip it.
+    "CREATE INDEX IF NOT EXISTS logs_incident_id ON logs(incident_id) WHERE incident_id IS NOT NULL",
     "CREATE INDEX IF NOT EXISTS logs_level ON logs(level COLLATE NOCASE)",
     "CREATE INDEX IF NOT EXISTS logs_service ON logs(service)",
     # External-content FTS5 over logs.message. New rows are indexed in bulk by SQLiteStore.write (one
