@@ -185,7 +185,7 @@ def test_correct_template_idempotent_on_simple_templates() -> None:
 
 # --- drain3 A_default reproduction --------------------------------------------------------------------
 
-DATA_DIR = os.environ.get("LLMID_LOGHUB2K_DIR", "/work/shared/data/loghub2k")
+DATA_DIR = os.environ.get("LLMID_LOGHUB2K_DIR", str(Path(__file__).resolve().parents[2] / "shared/data/loghub2k"))
 
 # drain3_baseline.md, "Per-dataset results, GT = corrected", config A_default: GA, FGA, PA, FTA.
 DRAIN3_A_CORRECTED: dict[str, tuple[float, float, float, float]] = {

@@ -88,35 +88,32 @@ def mask_tokens(tokens: list[str]) -> list[str]:
     return [mask_token(t) for t in tokens]
 
 
-# Khan et al. ICSE'22 template-correction rules (METRICS.md), applied to every template we emit.
-_DELIMS = r"\s,!;:=|\"'()\[\]{}"
-_PS_SPLIT = re.compile(rf"([{_DELIMS}])")
-_FULL_SPLIT = re.compile(rf"([{_DELIMS}.\-+@#$%&])")
-_ABS_PATH = re.compile(r"/[^/\s]+(?:/[^/\s]*)*")
-_SPECIAL = {"true", "false", "null", "root", "admin"}
-_GLUED = re.compile(r"\S*<\*>\S*")
-
-
-def _glued_to_wildcard(piece: str) -> str:
-    if WILDCARD not in piece or piece == WILDCARD or "/" in piece:
-        return piece
-    return WILDCARD
+# Khan et al. ICSE'22 template-correction rules (METRICS.md), as the upstream evaluator codes them; applied to
+# every template we emit so that templates compare exactly with the corrected ground truth.
+_PATH_SPLIT = re.compile(r"""([\s,!;:=|"'\[\](){}])""")
+_TOKEN_SPLIT = re.compile(r"""([\s,!;:=|"'\[\](){}.\-+@#$%&])""")
+_PATH_LIKE = re.compile(r"(?:/[^/]+)+")
+_DIGITS = re.compile(r"\d+")
+_GLUED_VAR = re.compile(r"[^\s/]*<\*>[^\s/]*")
+_WS_RUN = re.compile(r"\s+")
+_FIXED_WORDS = frozenset({"true", "false", "null", "root", "admin"})
 
 
 @lru_cache(maxsize=65536)
-def normalize_template(template: str) -> str:
-    """Apply the Khan et al. correction rules so templates compare exactly with the corrected ground truth."""
-    t = " ".join(template.split())  # DS
-    t = "".join(WILDCARD if _ABS_PATH.fullmatch(p) else p for p in _PS_SPLIT.split(t))  # PS
-    out = []
-    for p in _FULL_SPLIT.split(t):  # BL, US, DG, WV
-        if p.lower() in _SPECIAL or (p.isdigit() and p.isascii()):
-            out.append(WILDCARD)
-        else:
-            out.append(_glued_to_wildcard(p))
+def normalize_template(t: str) -> str:
+    """Rules in order: DS (trim, collapse whitespace), PS (path-like pieces), BL/US (true/false/null/root/admin),
+    DG (all-digit pieces), WV (pieces with `<*>` glued to other text), DV (`<*>.<*>`), CV (`<*><*>`)."""
+    t = _WS_RUN.sub(" ", t.strip())
+    t = "".join(WILDCARD if _PATH_LIKE.fullmatch(piece) else piece for piece in _PATH_SPLIT.split(t))
+    out: list[str] = []
+    for tok in _TOKEN_SPLIT.split(t):
+        if tok.lower() in _FIXED_WORDS or _DIGITS.fullmatch(tok):
+            tok = WILDCARD
+        elif _GLUED_VAR.fullmatch(tok) and tok != "<*>/<*>":
+            tok = WILDCARD
+        out.append(tok)
     t = "".join(out)
-    while "<*>.<*>" in t:  # DV
-        t = t.replace("<*>.<*>", WILDCARD)
-    while "<*><*>" in t:  # CV
-        t = t.replace("<*><*>", WILDCARD)
+    for pattern in ("<*>.<*>", "<*><*>"):
+        while pattern in t:
+            t = t.replace(pattern, WILDCARD)
     return t

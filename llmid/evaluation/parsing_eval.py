@@ -42,7 +42,7 @@ SYSTEMS: tuple[str, ...] = (
 )
 GT_VARIANTS: tuple[str, ...] = ("corrected", "original", "loghub2")
 PARSERS: tuple[str, ...] = ("llmid", "drain3")
-DEFAULT_DATA_DIR = os.environ.get("LLMID_LOGHUB2K_DIR", "/work/shared/data/loghub2k")
+DEFAULT_DATA_DIR = os.environ.get("LLMID_LOGHUB2K_DIR", "../shared/data/loghub2k")
 _METRICS = ("GA", "FGA", "PA", "FTA", "PTA", "RTA")
 _MAX_MISMATCH_EXAMPLES = 5
 

@@ -16,9 +16,10 @@ METRICS.md), with plain Python so it has no pandas dependency:
 
 from __future__ import annotations
 
-import re
 from collections import Counter, defaultdict
 from collections.abc import Sequence
+
+from llmid.engine.tokens import normalize_template
 
 __all__ = [
     "correct_template",
@@ -161,44 +162,6 @@ def evaluate(gt: Sequence[str | None], pred: Sequence[str | None]) -> dict[str, 
     }
 
 
-# --- template correction (Khan et al., ICSE'22) ------------------------------------------------------
-
-# Delimiters used to find path-like strings (rule PS) ...
-_PATH_SPLIT = re.compile(r"""([\s,!;:=|"'\[\](){}])""")
-# ... and the full delimiter set for the remaining per-token rules.
-_TOKEN_SPLIT = re.compile(r"""([\s,!;:=|"'\[\](){}.\-+@#$%&])""")
-_PATH_LIKE = re.compile(r"(?:/[^/]+)+")
-_DIGITS = re.compile(r"\d+")
-_GLUED_VAR = re.compile(r"[^\s/]*<\*>[^\s/]*")
-_WS_RUN = re.compile(r"\s+")
-_FIXED_WORDS = frozenset({"true", "false", "null", "root", "admin"})
-
-
 def correct_template(t: str) -> str:
-    """Normalise a template with the Khan et al. (ICSE'22) rules, as the "corrected" GT files do.
-
-    Why: PA/FTA compare strings exactly, so a parser must emit templates in the GT's convention to score;
-    applying the same correction the GT went through is what LILAC & co. do. Rules, in order:
-    DS (trim, collapse whitespace), PS (path-like pieces -> ``<*>``), BL/US (true/false/null/root/admin),
-    DG (all-digit pieces), WV (pieces with ``<*>`` glued to other text), DV (``<*>.<*>``), CV (``<*><*>``).
-    """
-    # DS: trim and collapse whitespace runs.
-    t = _WS_RUN.sub(" ", t.strip())
-    # PS: absolute-path-like pieces become a variable.
-    t = "".join(_WILDCARD if _PATH_LIKE.fullmatch(piece) else piece for piece in _PATH_SPLIT.split(t))
-    # BL, US, DG, WV on the finer tokenisation (delimiters are kept as their own pieces).
-    out: list[str] = []
-    for tok in _TOKEN_SPLIT.split(t):
-        if tok.lower() in _FIXED_WORDS:
-            tok = _WILDCARD
-        if _DIGITS.fullmatch(tok):
-            tok = _WILDCARD
-        if _GLUED_VAR.fullmatch(tok) and tok != "<*>/<*>":
-            tok = _WILDCARD
-        out.append(tok)
-    t = "".join(out)
-    # DV: variables separated by a dot merge; CV: adjacent variables merge (must be last).
-    for pattern in ("<*>.<*>", "<*><*>"):
-        while pattern in t:
-            t = t.replace(pattern, _WILDCARD)
-    return t
+    """The Khan et al. (ICSE'22) correction rules; one implementation, shared with the engine that emits templates."""
+    return normalize_template(t)

@@ -15,6 +15,7 @@ from random import Random
 from llmid.documents import ACTIONS
 from llmid.sim.emit import java_trace, python_traceback
 from llmid.sim.phrases import GENERIC, Gen
+from llmid.sim.topology import GPU_NODES
 
 TraceFn = Callable[[Random, Mapping[str, object]], list[str]]
 
@@ -180,7 +181,7 @@ FAULTS: dict[str, Fault] = {f.name: f for f in (
          Symptom("job-controller", "FATAL", ("job {job} exceeded max restarts (3) on {host}, giving up",),
                  100, 0.04)),
         "drain_node", "{host}",
-        {"bus": _c("3b", "5e", "86", "af", "d8"), "gpu": _r(0, 7)}, hosts=(), program="kernel",
+        {"bus": _c("3b", "5e", "86", "af", "d8"), "gpu": _r(0, 7)}, hosts=GPU_NODES, program="kernel",
         decoys=(("WARN", "NVRM: Xid (PCI:0000:3b:00): 13, pid={pid}, Graphics Exception: ESR 0x{rid}"),)),
     Fault(
         "db_primary_lost", "the metadata-db primary dies and nobody fails over", "metadata-db", "WARN",

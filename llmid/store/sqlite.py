@@ -234,7 +234,10 @@ class SQLiteStore(Store):
                 self._conn = None
 
     def check(self) -> list[str]:
-        """`PRAGMA quick_check` (O(file size), so not run at open): [] when healthy, else the problems."""
+        """`PRAGMA quick_check` (O(file size), so not run at open): [] when healthy, else the problems.
+
+        A file too damaged to check raises StoreError like any other access to it.
+        """
         with self._tx("check", write=False) as conn:
             rows = [r[0] for r in conn.execute("PRAGMA quick_check")]
         return [] if rows == ["ok"] else rows

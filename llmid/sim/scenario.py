@@ -1,0 +1,280 @@
+"""One simulated incident: a normal period of mixed-format traffic, then a fault that spreads, plus its truth.
+
+The truth (root-cause line, fault chain, correct action and target) is what the analyser is scored against,
+so it is computed from the same events that are rendered, never re-parsed from the text. Everything is drawn
+from `random.Random(seed)`: one seed always gives byte-identical files.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from random import Random
+from typing import Any
+
+from llmid.sim.background import BACKGROUND, PERIODIC, RARE, Line
+from llmid.sim.emit import iso_z, render
+from llmid.sim.faults import FAULTS, Fault
+from llmid.sim.phrases import fill
+from llmid.sim.topology import SERVICES, all_hosts
+
+START = datetime(2026, 5, 1, 12, 0, 0, tzinfo=UTC).timestamp()
+"""Fixed epoch of every scenario; each seed shifts it by up to a week so timestamps differ between seeds."""
+DEFAULT_RATE = 1.5
+"""Background lines per second over all services (about 4-5k lines for the default 30 + ~13 minutes)."""
+FAULT_MINUTES = 10.0
+"""How long the fault keeps spreading before the log ends."""
+
+
+@dataclass(slots=True)
+class Event:
+    """One log record before rendering; `kind` names its phrasing so tests can count occurrences."""
+
+    ts: float
+    seq: int
+    service: str
+    host: str
+    level: str
+    message: str
+    kind: str
+    role: str
+    """"background", "root" or "symptom"."""
+    stage: int = -1
+    """Index of the symptom in the fault's chain (symptoms only)."""
+    fmt: str = ""
+    program: str = ""
+    trace: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class SimRecord:
+    """Where one event landed in the log (1-based first physical line and number of lines)."""
+
+    line: int
+    n_lines: int
+    ts: float
+    service: str
+    host: str
+    level: str
+    fmt: str
+    kind: str
+    role: str
+    stage: int
+
+
+@dataclass(slots=True)
+class Scenario:
+    """The rendered log (`lines`, physical lines), its ground truth, and the record table behind both."""
+
+    lines: list[str]
+    truth: dict[str, Any]
+    records: list[SimRecord]
+
+    def text(self) -> str:
+        return "\n".join(self.lines) + "\n"
+
+    def write(self, out_dir: str | Path) -> Path:
+        """Write `scenario.log` and `truth.json` into `out_dir` (created if missing); returns the log path."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        log = out / "scenario.log"
+        log.write_text(self.text(), encoding="utf-8")
+        (out / "truth.json").write_text(json.dumps(self.truth, indent=2) + "\n", encoding="utf-8")
+        return log
+
+
+class _Builder:
+    """Collects events for one scenario; a class only so the rng, pids and sequence counter travel together."""
+
+    def __init__(self, rng: Random) -> None:
+        self.rng = rng
+        self.events: list[Event] = []
+        self.pids: dict[tuple[str, str], int] = {}
+
+    def pid(self, host: str, program: str) -> int:
+        key = (host, program)
+        if key not in self.pids:
+            self.pids[key] = self.rng.randint(300, 40000)
+        return self.pids[key]
+
+    def add(self, ts: float, service: str, host: str, level: str, message: str, kind: str, role: str, *,
+            stage: int = -1, fmt: str = "", program: str = "", trace: list[str] | None = None) -> Event:
+        ev = Event(ts, len(self.events), service, host, level, message, kind, role, stage, fmt, program,
+                   trace or [])
+        self.events.append(ev)
+        return ev
+
+    def hosts(self, service: str) -> tuple[str, ...]:
+        return SERVICES[service].hosts or all_hosts()
+
+    def line(self, ts: float, service: str, spec: Line, kind: str, host: str | None = None) -> None:
+        rng = self.rng
+        h = host or rng.choice(self.hosts(service))
+        trace = spec.trace(rng, {}) if spec.trace else None
+        self.add(ts, service, h, spec.level, fill(spec.text, rng), kind, "background", program=spec.program,
+                 trace=trace)
+
+
+def _background(b: _Builder, t0: float, end: float, rate: float) -> None:
+    """Poisson traffic per service, shared out by weight, plus clock-driven probes."""
+    rng = b.rng
+    total = sum(SERVICES[s].weight for s in BACKGROUND)
+    for service, specs in BACKGROUND.items():
+        lam = rate * SERVICES[service].weight / total
+        weights = [s.weight for s in specs]
+        t = t0 + rng.expovariate(lam)
+        while t < end:
+            i = rng.choices(range(len(specs)), weights)[0]
+            b.line(t, service, specs[i], f"bg:{service}:{i}")
+            t += rng.expovariate(lam)
+    for i, (service, period, level, text) in enumerate(PERIODIC):
+        t = t0 + rng.uniform(0, period)
+        while t < end:
+            b.line(t, service, Line(1, level, text), f"periodic:{i}")
+            t += period * rng.uniform(0.9, 1.1)
+
+
+def _one_offs(b: _Builder, fault: Fault, t0: float, normal_end: float, end: float) -> None:
+    """Rare benign events anywhere, and look-alikes of the root cause in the normal period."""
+    rng = b.rng
+    for i in rng.sample(range(len(RARE)), rng.randint(5, 9)):
+        service, spec = RARE[i]
+        b.line(rng.uniform(t0, end), service, spec, f"rare:{i}")
+    for j, (level, text) in enumerate(fault.decoys):
+        for _ in range(rng.randint(2, 6)):
+            service = fault.service
+            prog = fault.program if service == "host" or fault.fmt == "syslog" else ""
+            b.line(rng.uniform(t0, normal_end), service, Line(1, level, text, program=prog),
+                   f"decoy:{fault.name}:{j}")
+
+
+def _inject(b: _Builder, fault: Fault, fault_start: float, end: float) -> dict[str, object]:
+    """The root-cause record at `fault_start`, then each symptom stage ramping up after its delay."""
+    rng = b.rng
+    host = rng.choice(fault.hosts or b.hosts(fault.service))
+    params: dict[str, object] = {name: gen(rng) for name, gen in sorted(fault.params.items())}
+    params["host"] = host
+    k = rng.randrange(len(fault.root_phrasings))
+    b.add(fault_start, fault.service, host, fault.level, fill(fault.root_phrasings[k], rng, params),
+          f"root:{fault.name}:{k}", "root", fmt=fault.fmt, program=fault.program)
+    stretch = rng.uniform(0.8, 1.5)
+    for i, sym in enumerate(fault.symptoms):
+        first = fault_start + sym.delay * stretch + rng.uniform(0.0, 3.0)
+        t = first
+        n = 0
+        while t < end:
+            h = host if sym.host == "origin" else rng.choice(b.hosts(sym.service))
+            p = {**params, "host": host}
+            msg = fill(rng.choice(sym.phrasings), rng, p)
+            trace = sym.trace(rng, p) if sym.trace and (n == 0 or rng.random() < 0.5) else None
+            b.add(t, sym.service, h, sym.level, msg, f"sym:{fault.name}:{i}", "symptom", stage=i,
+                  fmt=sym.fmt, program=sym.program, trace=trace)
+            n += 1
+            # thinning: sparse at first, full rate once the fault has developed for `ramp` seconds
+            while True:
+                t += rng.expovariate(sym.rate)
+                if t >= end or rng.random() < min(1.0, 0.15 + (t - first) / sym.ramp):
+                    break
+    return params
+
+
+def generate(seed: int, *, normal_minutes: float = 30.0, fault_type: str | None = None,
+             rate: float = DEFAULT_RATE, lines: int | None = None,
+             fault_minutes: float = FAULT_MINUTES) -> Scenario:
+    """Simulate one incident: `normal_minutes` of healthy traffic, then `fault_type` (random if None).
+
+    `rate` is background lines per second; `lines`, when given, overrides it to aim at about that many lines.
+    """
+    if fault_type is not None and fault_type not in FAULTS:
+        raise ValueError(f"unknown fault type {fault_type!r}; known: {', '.join(sorted(FAULTS))}")
+    if normal_minutes < 1 or fault_minutes < 1:
+        raise ValueError("normal_minutes and fault_minutes must be at least 1")
+    rng = Random(seed)
+    fault = FAULTS[fault_type] if fault_type else FAULTS[rng.choice(sorted(FAULTS))]
+    t0 = START + rng.randrange(0, 7 * 86400) + rng.random()
+    normal_end = t0 + normal_minutes * 60
+    fault_start = normal_end + rng.uniform(60, 300)
+    end = fault_start + fault_minutes * 60
+    if lines is not None:
+        rate = max(0.05, lines * 0.9 / (end - t0))
+    if rate <= 0:
+        raise ValueError("rate must be positive")
+
+    b = _Builder(rng)
+    _background(b, t0, end, rate)
+    _one_offs(b, fault, t0, normal_end, end)
+    params = _inject(b, fault, fault_start, end)
+    return _render(b.events, seed, fault, params, t0, normal_end, fault_start, end)
+
+
+def _render(events: list[Event], seed: int, fault: Fault, params: dict[str, object], t0: float,
+            normal_end: float, fault_start: float, end: float) -> Scenario:
+    """Order events by time, render them, and compute the truth from where each landed."""
+    out: list[str] = []
+    records: list[SimRecord] = []
+    root: SimRecord | None = None
+    root_text = ""
+    chain: dict[int, SimRecord] = {}
+    for ev in sorted(events, key=lambda e: (e.ts, e.seq)):
+        svc = SERVICES[ev.service]
+        fmt = ev.fmt or svc.fmt
+        program = ev.program or svc.program or ev.service
+        pid = 0 if program == "kernel" else _pid(ev.host, program)
+        rendered = render(fmt, ev.ts, ev.level, ev.service, ev.host, ev.message, program=program, pid=pid,
+                          logger=svc.logger, trace=ev.trace)
+        rec = SimRecord(len(out) + 1, len(rendered), ev.ts, ev.service, ev.host, ev.level, fmt, ev.kind,
+                        ev.role, ev.stage)
+        records.append(rec)
+        if ev.role == "root":
+            root, root_text = rec, ev.message
+        elif ev.role == "symptom" and ev.stage not in chain:
+            chain[ev.stage] = rec
+        out.extend(rendered)
+    assert root is not None
+    firsts = [chain[i] for i in sorted(chain)]
+    truth: dict[str, Any] = {
+        "seed": seed,
+        "fault_type": fault.name,
+        "summary": fault.summary,
+        "root_cause_line": root.line,
+        "root_cause_message": root_text,
+        "root_cause_service": root.service,
+        "root_cause_host": root.host,
+        "root_cause_level": root.level,
+        "chain_lines": [r.line for r in sorted(firsts, key=lambda r: r.line)],
+        "chain_services": [r.service for r in sorted(firsts, key=lambda r: r.line)],
+        "action": fault.action,
+        "target": fault.target.format(**params),
+        "start": iso_z(t0),
+        "normal_end": iso_z(normal_end),
+        "fault_start": iso_z(fault_start),
+        "end": iso_z(end),
+        "lines": len(out),
+        "records": len(records),
+        "formats": dict(sorted(Counter(r.fmt for r in records).items())),
+    }
+    return Scenario(out, truth, records)
+
+
+def _pid(host: str, program: str) -> int:
+    """A stable pid per (host, program): derived from names, so rendering order cannot change it."""
+    return 300 + sum((i + 1) * ord(c) for i, c in enumerate(host + "/" + program)) % 39000
+
+
+def generate_many(seed: int, count: int, **kwargs: Any) -> list[Scenario]:
+    """`count` scenarios with seeds seed, seed+1, ...; with no fault_type each seed draws its own fault."""
+    return [generate(seed + i, **kwargs) for i in range(count)]
+
+
+def write_many(scenarios: list[Scenario], out_dir: str | Path) -> list[Path]:
+    """One subdirectory per scenario (`scenario-0001/scenario.log` + `truth.json`) and a `manifest.json`."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [sc.write(out / f"scenario-{i:04d}") for i, sc in enumerate(scenarios, 1)]
+    manifest = [{"dir": p.parent.name, "seed": sc.truth["seed"], "fault_type": sc.truth["fault_type"],
+                 "lines": sc.truth["lines"]} for p, sc in zip(paths, scenarios, strict=True)]
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    return paths
