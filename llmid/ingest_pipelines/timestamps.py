@@ -80,68 +80,86 @@ def epoch_number(value: float) -> float | None:
     return None
 
 
+def _iso(m: re.Match[str]) -> float:
+    y, mo, d, hh, mi, ss, fr, zone = m.groups()
+    return (_day_epoch(int(y), int(mo), int(d)) + int(hh) * 3600 + int(mi) * 60 + int(ss) + _frac(fr)
+            - _zone(zone))
+
+
+def _epoch(m: re.Match[str]) -> float | None:
+    return epoch_number(float(m.group(0)))
+
+
+def _hdfs(m: re.Match[str]) -> float:
+    y, mo, d, hh, mi, ss = (int(g) for g in m.groups())
+    return _day_epoch(2000 + y, mo, d) + hh * 3600 + mi * 60 + ss
+
+
+def _ymd(century: int) -> object:
+    def conv(m: re.Match[str]) -> float:
+        y, mo, d, hh, mi, ss, fr = m.groups()
+        return (_day_epoch(century + int(y), int(mo), int(d)) + int(hh) * 3600 + int(mi) * 60 + int(ss)
+                + _frac(fr))
+
+    return conv
+
+
+def _compact(m: re.Match[str]) -> float:
+    y, mo, d, hh, mi, ss, fr = m.groups()
+    ms = int(fr) / 1000.0 if fr else 0.0  # HealthApp prints milliseconds unpadded ("22:15:29:6" is 6 ms)
+    return _day_epoch(int(y), int(mo), int(d)) + int(hh) * 3600 + int(mi) * 60 + int(ss) + ms
+
+
+def _month_day(m: re.Match[str]) -> float:
+    mo, d, hh, mi, ss, fr = m.groups()
+    year = _guess_year(int(mo), int(d))
+    return _day_epoch(year, int(mo), int(d)) + int(hh) * 3600 + int(mi) * 60 + int(ss) + _frac(fr)
+
+
+def _access(m: re.Match[str]) -> float:
+    d, mon, y, hh, mi, ss, fr, zone = m.groups()
+    return (_day_epoch(int(y), _month(mon), int(d)) + int(hh) * 3600 + int(mi) * 60 + int(ss) + _frac(fr)
+            - _zone(zone))
+
+
+def _syslog(m: re.Match[str]) -> float:
+    mon, d, y1, hh, mi, ss, fr, y2, zone = m.groups()
+    month = _month(mon)
+    year = int(y1 or y2) if (y1 or y2) else _guess_year(month, int(d))
+    zone = None if zone in ("UTC", "GMT") else zone
+    return (_day_epoch(year, month, int(d)) + int(hh) * 3600 + int(mi) * 60 + int(ss) + _frac(fr)
+            - _zone(zone))
+
+
+_SHAPES: list[tuple[re.Pattern[str], object]] = [
+    (_ISO, _iso), (_YMD_SLASH, _iso), (_EPOCH, _epoch), (_HDFS, _hdfs), (_YY_SLASH, _ymd(2000)),
+    (_BGL, _ymd(0)), (_COMPACT, _compact), (_MD, _month_day), (_MD_DOT, _month_day), (_ACCESS, _access),
+    (_SYSLOG, _syslog),
+]
+"""Every timestamp shape with its converter; the last one that worked is tried first next time."""
+_last_shape = 0
+
+
 def parse_timestamp(text: str | None) -> float | None:
     """Epoch seconds (UTC) of a timestamp in any supported shape, or None when not recognised."""
-    ts = _parse(text)
-    return None if ts is None else float(ts)
-
-
-def _parse(text: str | None) -> float | None:
+    global _last_shape
     if not text:
         return None
     s = text.strip()
     if not s:
         return None
-    c = s[0]
+    regex, conv = _SHAPES[_last_shape]
+    m = regex.match(s)
     try:
-        if c.isdigit():
-            m = _ISO.match(s) or _YMD_SLASH.match(s)
-            if m:
-                y, mo, d, hh, mi, ss, fr, zone = m.groups()
-                return (_day_epoch(int(y), int(mo), int(d)) + int(hh) * 3600 + int(mi) * 60 + int(ss)
-                        + _frac(fr) - _zone(zone))
-            if _EPOCH.match(s):
-                return epoch_number(float(s))
-            m = _HDFS.match(s)
-            if m:
-                y, mo, d, hh, mi, ss = (int(g) for g in m.groups())
-                return _day_epoch(2000 + y, mo, d) + hh * 3600 + mi * 60 + ss
-            m = _YY_SLASH.match(s)
-            if m:
-                y, mo, d, hh, mi, ss, fr = m.groups()
-                return (_day_epoch(2000 + int(y), int(mo), int(d)) + int(hh) * 3600 + int(mi) * 60
-                        + int(ss) + _frac(fr))
-            m = _BGL.match(s)
-            if m:
-                y, mo, d, hh, mi, ss, fr = m.groups()
-                return (_day_epoch(int(y), int(mo), int(d)) + int(hh) * 3600 + int(mi) * 60 + int(ss)
-                        + _frac(fr))
-            m = _COMPACT.match(s)
-            if m:
-                y, mo, d, hh, mi, ss, fr = m.groups()
-                # HealthApp prints milliseconds without zero padding ("22:15:29:6" is 6 ms)
-                ms = int(fr) / 1000.0 if fr else 0.0
-                return _day_epoch(int(y), int(mo), int(d)) + int(hh) * 3600 + int(mi) * 60 + int(ss) + ms
-            m = _MD.match(s) or _MD_DOT.match(s)
-            if m:
-                mo, d, hh, mi, ss, fr = m.groups()
-                year = _guess_year(int(mo), int(d))
-                return (_day_epoch(year, int(mo), int(d)) + int(hh) * 3600 + int(mi) * 60 + int(ss)
-                        + _frac(fr))
-            m = _ACCESS.match(s)
-            if m:
-                d, mon, y, hh, mi, ss, fr, zone = m.groups()
-                return (_day_epoch(int(y), _month(mon), int(d)) + int(hh) * 3600 + int(mi) * 60
-                        + int(ss) + _frac(fr) - _zone(zone))
-            return None
-        m = _SYSLOG.match(s)
-        if m:
-            mon, d, y1, hh, mi, ss, fr, y2, zone = m.groups()
-            month = _month(mon)
-            year = int(y1 or y2) if (y1 or y2) else _guess_year(month, int(d))
-            zone = None if zone in ("UTC", "GMT") else zone
-            return (_day_epoch(year, month, int(d)) + int(hh) * 3600 + int(mi) * 60 + int(ss)
-                    + _frac(fr) - _zone(zone))
+        if m is not None:
+            ts = conv(m)  # type: ignore[operator]
+            return None if ts is None else float(ts)
+        for i, (regex, conv) in enumerate(_SHAPES):
+            m = regex.match(s)
+            if m is not None:
+                _last_shape = i
+                ts = conv(m)  # type: ignore[operator]
+                return None if ts is None else float(ts)
     except (ValueError, KeyError, OverflowError):
         return None
     return None

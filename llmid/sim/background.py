@@ -49,7 +49,7 @@ BACKGROUND: dict[str, tuple[Line, ...]] = {
         Line(0.2, "ERROR", "LDAP bind timed out after {slow_ms}ms, retrying with secondary"),
     ),
     "scheduler": (
-        Line(8, "INFO", "placed {job} on {node} ({n} GPUs) in queue research"),
+        Line(8, "INFO", "placed {job} on {node} ({gpus} GPUs) in queue research"),
         Line(5, "INFO", "reconcile loop finished: {n} jobs running, {rows} pending, took {ms}ms"),
         Line(0.6, "WARN", "preempting {job} on {node} for higher-priority job"),
         Line(0.3, "ERROR", "poll of job-controller failed, will retry", trace=_JAVA_TIMEOUT),
@@ -96,7 +96,7 @@ BACKGROUND: dict[str, tuple[Line, ...]] = {
     ),
     "cache": (
         Line(8, "INFO", "DB 0: {big} keys ({n} volatile) in 16384 slots HT"),
-        Line(4, "INFO", "{n} clients connected, used_memory {gb}GB of 16GB"),
+        Line(4, "INFO", "{n} clients connected, used_memory {cache_gb}GB of 16GB"),
         Line(0.5, "WARN", "client {ip}:{port} output buffer limit reached, closing"),
     ),
     "model-serving": (

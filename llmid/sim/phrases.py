@@ -39,6 +39,8 @@ GENERIC: dict[str, Gen] = {
     "lr": lambda r: f"{r.choice([1, 2, 3, 5])}e-{r.choice([4, 5])}",
     "pct": lambda r: r.randint(40, 78),
     "gb": lambda r: r.randint(12, 70),
+    "gpus": lambda r: r.choice([1, 2, 4, 8, 8, 16, 32]),
+    "cache_gb": lambda r: f"{r.uniform(4, 12):.1f}",
     "table": lambda r: r.choice(["jobs", "runs", "checkpoints", "sessions", "models", "datasets"]),
     "node": lambda r: f"gpu-node-{r.randint(1, 4):02d}",
     "svc": lambda r: r.choice(["gateway", "cache", "scheduler", "object-storage", "job-controller"]),

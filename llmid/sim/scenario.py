@@ -87,18 +87,11 @@ class Scenario:
 
 
 class _Builder:
-    """Collects events for one scenario; a class only so the rng, pids and sequence counter travel together."""
+    """Collects events for one scenario, numbering them so equal timestamps keep creation order."""
 
     def __init__(self, rng: Random) -> None:
         self.rng = rng
         self.events: list[Event] = []
-        self.pids: dict[tuple[str, str], int] = {}
-
-    def pid(self, host: str, program: str) -> int:
-        key = (host, program)
-        if key not in self.pids:
-            self.pids[key] = self.rng.randint(300, 40000)
-        return self.pids[key]
 
     def add(self, ts: float, service: str, host: str, level: str, message: str, kind: str, role: str, *,
             stage: int = -1, fmt: str = "", program: str = "", trace: list[str] | None = None) -> Event:
@@ -110,12 +103,13 @@ class _Builder:
     def hosts(self, service: str) -> tuple[str, ...]:
         return SERVICES[service].hosts or all_hosts()
 
-    def line(self, ts: float, service: str, spec: Line, kind: str, host: str | None = None) -> None:
+    def line(self, ts: float, service: str, spec: Line, kind: str, host: str | None = None,
+             fmt: str = "") -> None:
         rng = self.rng
         h = host or rng.choice(self.hosts(service))
         trace = spec.trace(rng, {}) if spec.trace else None
-        self.add(ts, service, h, spec.level, fill(spec.text, rng), kind, "background", program=spec.program,
-                 trace=trace)
+        self.add(ts, service, h, spec.level, fill(spec.text, rng), kind, "background", fmt=fmt,
+                 program=spec.program, trace=trace)
 
 
 def _background(b: _Builder, t0: float, end: float, rate: float) -> None:
@@ -145,10 +139,9 @@ def _one_offs(b: _Builder, fault: Fault, t0: float, normal_end: float, end: floa
         b.line(rng.uniform(t0, end), service, spec, f"rare:{i}")
     for j, (level, text) in enumerate(fault.decoys):
         for _ in range(rng.randint(2, 6)):
-            service = fault.service
-            prog = fault.program if service == "host" or fault.fmt == "syslog" else ""
-            b.line(rng.uniform(t0, normal_end), service, Line(1, level, text, program=prog),
-                   f"decoy:{fault.name}:{j}")
+            b.line(rng.uniform(t0, normal_end), fault.service, Line(1, level, text, program=fault.program),
+                   f"decoy:{fault.name}:{j}", host=rng.choice(fault.hosts or b.hosts(fault.service)),
+                   fmt=fault.fmt)
 
 
 def _inject(b: _Builder, fault: Fault, fault_start: float, end: float) -> dict[str, object]:

@@ -76,6 +76,22 @@ class Store(ABC):
     def save_state(self, key: str, value: Any) -> None:
         """Persist a JSON-serialisable engine state under key (overwrites)."""
 
+    @abstractmethod
+    def set_recommendation_status(
+        self, recommendation_id: str, status: str, actor: str, reason: str | None = None
+    ) -> dict[str, Any]:
+        """Change a recommendation's status (documents.RECOMMENDATION_STATUSES) and audit who did it, atomically."""
+
+    @abstractmethod
+    def record_audit(
+        self, actor: str, action: str, object_id: str | None = None, details: dict[str, Any] | None = None
+    ) -> None:
+        """Append one entry to the audit trail."""
+
+    @abstractmethod
+    def audit(self, limit: int = 100) -> list[dict[str, Any]]:
+        """Audit entries, newest first."""
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""
 
