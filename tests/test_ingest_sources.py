@@ -228,3 +228,36 @@ def test_follow_detects_truncation(tmp_path: Path) -> None:
     seen = [r.content for r in read_records(str(path), follow=True, stop_event=stop)]
     thread.join()
     assert seen == ["line one is long enough", "line two is long enough", "new"]
+
+
+def test_permission_denied_message(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "secret.log"
+    path.write_text("x\n")
+
+    def deny(*args: object, **kwargs: object) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr("llmid.ingest_pipelines.sources.open", deny, raising=False)
+    with pytest.raises(InputError, match=r"^Permission denied reading .*secret\.log\.$"):
+        read_records(str(path))
+
+
+def test_truncation_inside_a_multibyte_character_does_not_warn_about_utf8(tmp_path: Path) -> None:
+    path = tmp_path / "wide.log"
+    path.write_bytes(("é" * 100).encode() + b"\nnext\n")
+    warnings: list[str] = []
+    recs = list(read_records(str(path), max_line_bytes=51, warn=warnings.append))
+    assert recs[0].message == "é" * 25
+    assert [r.content for r in recs][1] == "next"
+    assert len(warnings) == 1 and "truncated" in warnings[0]
+
+
+def test_docker_split_long_line_is_rejoined(tmp_path: Path) -> None:
+    path = tmp_path / "container.log"
+    path.write_text(
+        '{"log":"{\\"level\\":\\"warn\\",\\"msg\\":\\"part one ","stream":"stdout","time":"2024-05-01T12:00:00Z"}\n'
+        '{"log":"part two\\"}\\n","stream":"stdout","time":"2024-05-01T12:00:00Z"}\n'
+    )
+    recs = list(read_records(str(path)))
+    assert len(recs) == 1
+    assert recs[0].content == "part one part two" and recs[0].level == "WARN" and recs[0].log_format == "docker"

@@ -46,6 +46,12 @@ class LogFormat:
     """A log format: turns one physical line into header fields (with "Content") or None if it does not match."""
 
     name: str = "format"
+    first: str | None = None
+    """Characters a line of this format can start with (None = any): a cheap pre-check for detection."""
+
+    def matches_probe(self, line: str) -> bool:
+        """Cheap strict pre-check used by detection before `parse_line` (true by default)."""
+        return True
 
     def parse(self, line: str) -> dict[str, str] | None:
         """Header fields including "Content", or None when the line does not have this format."""

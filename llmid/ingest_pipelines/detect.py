@@ -7,6 +7,8 @@ whole as "raw". Loose Loghub templates only take part behind their strict probe 
 
 from __future__ import annotations
 
+import re
+
 from llmid.ingest_pipelines.access_logs import AccessLogFormat
 from llmid.ingest_pipelines.base import LogFormat, Parsed, raw_parsed
 from llmid.ingest_pipelines.jsonlines import CriFormat, DockerFormat, JsonFormat
@@ -50,23 +52,41 @@ class Detector:
             self.json_formats.insert(0, DockerFormat())
         self.last: LogFormat | None = None
         self._by_char: dict[str, list[LogFormat]] = {}
+        self._shadows: dict[tuple[int, str], re.Pattern[str] | None] = {}
 
     def _for_char(self, c: str) -> list[LogFormat]:
         """Candidates whose lines can start with this character (cached per character)."""
         fmts = self._by_char.get(c)
         if fmts is None:
-            fmts = [f for f in self.candidates if getattr(f, "first", None) is None or c in f.first]  # type: ignore[attr-defined]
+            fmts = [f for f in self.candidates if f.first is None or c in f.first]
             if len(self._by_char) < 512:
                 self._by_char[c] = fmts
         return fmts
 
+    def _shadow(self, fmt: LogFormat, c: str) -> re.Pattern[str] | None:
+        """One regex of the probes of the stricter candidates tried before `fmt`: a line they match must not
+        be taken by `fmt` on the fast path (an ISO fast path must not swallow a Hadoop line)."""
+        key = (id(fmt), c)
+        if key not in self._shadows:
+            probes = []
+            for other in self._for_char(c):
+                if other is fmt:
+                    break
+                probe = getattr(other, "probe", None)
+                if probe is not None:
+                    probes.append(f"(?:{probe.pattern})")
+            self._shadows[key] = re.compile("|".join(probes)) if probes else None
+        return self._shadows[key]
+
     def match(self, line: str) -> tuple[LogFormat, Parsed] | None:
         """The format and parse of this line, or None when no candidate matches."""
         last = self.last
-        if last is not None and last.matches_probe(line):  # type: ignore[attr-defined]
-            parsed = last.parse_line(line)
-            if parsed is not None:
-                return last, parsed
+        if last is not None and line and last.matches_probe(line):
+            shadow = self._shadow(last, line[0]) if last.first != "{" else None
+            if shadow is None or shadow.match(line) is None:
+                parsed = last.parse_line(line)
+                if parsed is not None:
+                    return last, parsed
         s = line.lstrip()
         if not s:
             return None
@@ -81,7 +101,7 @@ class Detector:
                     return fmt, parsed
             return None
         for fmt in self._for_char(c):
-            if fmt is last or not fmt.matches_probe(line):  # type: ignore[attr-defined]
+            if fmt is last or not fmt.matches_probe(line):
                 continue
             parsed = fmt.parse_line(line)
             if parsed is not None:

@@ -123,13 +123,13 @@ def deployment_formats() -> dict[str, RegexFormat]:
             "spring",
             r"^(?P<Timestamp>" + ISO_TS + r")\s+(?P<Level>" + LEVEL_WORD + r")\s+(?P<Pid>\d+)\s+---\s+"
             r"(?:\[(?P<App>[^\]]*)\]\s+)?\[\s*(?P<Thread>[^\]]*)\]\s+(?P<Logger>\S+)\s*:\s?(?P<Content>.*)$",
-            first=_DIGITS, roles={"service": "Logger"},
+            first=_DIGITS, roles={"service": "Logger"}, probe=r"\S+\s+[A-Za-z]+\s+\d+\s+---\s",
         ),
         RegexFormat(
             "python-asctime",
             r"^(?P<Timestamp>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:,\d{3})?) - (?P<Logger>.+?) - "
             r"(?P<Level>" + LEVEL_WORD + r") - (?P<Content>.*)$",
-            first=_DIGITS,
+            first=_DIGITS, probe=r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:,\d{3})? - ",
         ),
         RegexFormat(
             "iso",

@@ -164,13 +164,15 @@ def split_lines(chunks: Iterator[bytes | None], max_line_bytes: int,
     warned_long = False
     warned_utf8 = False
 
-    def decode(raw: bytes) -> str:
+    def decode(raw: bytes, truncated: bool = False) -> str:
         nonlocal warned_utf8
         if raw.endswith(b"\r"):
             raw = raw[:-1]
         try:
             return raw.decode("utf-8")
-        except UnicodeDecodeError:
+        except UnicodeDecodeError as exc:
+            if truncated and exc.start >= len(raw) - 3 and exc.reason == "unexpected end of data":
+                return raw[: exc.start].decode("utf-8", errors="replace")  # a character cut by truncation
             if not warned_utf8 and warn is not None:
                 warn(f"{name} contains invalid UTF-8; the bad bytes were replaced.")
             warned_utf8 = True
@@ -183,7 +185,7 @@ def split_lines(chunks: Iterator[bytes | None], max_line_bytes: int,
         if chunk is _FLUSH or not chunk:
             if total:
                 line_no += 1
-                yield line_no, offset, decode(b"".join(parts))
+                yield line_no, offset, decode(b"".join(parts), total > max_line_bytes)
                 offset += total
                 parts, kept, total = [], 0, 0
             continue
@@ -213,13 +215,13 @@ def split_lines(chunks: Iterator[bytes | None], max_line_bytes: int,
                     warn(f"{name} has lines longer than {max_line_bytes} bytes; they were truncated.")
                 warned_long = True
             line_no += 1
-            yield line_no, offset, decode(raw)
+            yield line_no, offset, decode(raw, size > max_line_bytes)
             offset += size + 1
     if total:
         if total > max_line_bytes and not warned_long and warn is not None:
             warn(f"{name} has lines longer than {max_line_bytes} bytes; they were truncated.")
         line_no += 1
-        yield line_no, offset, decode(b"".join(parts))
+        yield line_no, offset, decode(b"".join(parts), total > max_line_bytes)
 
 
 def read_records(path: str, log_format: str | None = None, *, follow: bool = False,

@@ -185,8 +185,11 @@ def generate(seed: int, *, normal_minutes: float = 30.0, fault_type: str | None 
         raise ValueError(f"unknown fault type {fault_type!r}; known: {', '.join(sorted(FAULTS))}")
     if normal_minutes < 1 or fault_minutes < 1:
         raise ValueError("normal_minutes and fault_minutes must be at least 1")
-    rng = Random(seed)
-    fault = FAULTS[fault_type] if fault_type else FAULTS[rng.choice(sorted(FAULTS))]
+    drawn = Random(seed).choice(sorted(FAULTS))
+    fault = FAULTS[fault_type or drawn]
+    # the fault type is part of the seed: each fault gets its own background and timing, and
+    # generate(s) == generate(s, fault_type=<the type s draws>)
+    rng = Random(f"llmid-sim:{seed}:{fault.name}")
     t0 = START + rng.randrange(0, 7 * 86400) + rng.random()
     normal_end = t0 + normal_minutes * 60
     fault_start = normal_end + rng.uniform(60, 300)
