@@ -28,8 +28,10 @@ class Settings:
     """Reasoning window length on the source's clock."""
     window_max_lines: int = 2000
     """A window also closes after this many records (bounds memory and latency)."""
-    baseline_windows: int = 1
-    """Windows at the start of each source taken as the normal period before any incident can be raised."""
+    baseline_windows: int = 3
+    """The normal period of each source: at least this many windows before any incident can be raised..."""
+    baseline_records: int = 1000
+    """...and at least this many records (a short first window alone says little about normal)."""
     anomaly_threshold: float = 0.5
     """Window anomaly score at or above which an incident is raised."""
     batch_size: int = 1000

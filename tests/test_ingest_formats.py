@@ -237,3 +237,34 @@ def test_level_normalisation(raw: object, level: str | None) -> None:
 ])
 def test_timestamps(text: str, expected: str | None) -> None:
     assert iso(parse_timestamp(text)) == expected
+
+
+def test_fast_path_does_not_swallow_stricter_formats() -> None:
+    detector = Detector()
+    lines = [
+        ("2024-05-01T12:00:00Z INFO [api] one", "iso"),
+        ("2015-10-18 18:01:47,978 INFO [main] org.apache.hadoop.X: Created", "Hadoop"),
+        ("2024-05-01 12:00:00,123 - app.db - ERROR - x", "python-asctime"),
+        ("2024-05-01T12:00:00.123Z  INFO 4242 --- [           main] com.example.App          : Started", "spring"),
+        ("2024-05-01T12:00:00Z INFO [api] two", "iso"),
+        ("2015-07-29 17:41:44,747 - INFO  [QuorumPeer[myid=1]/0:2181:FastLeaderElection@774] - Note", "Zookeeper"),
+    ]
+    assert [detector.parse_line(line).log_format for line, _ in lines] == [fmt for _, fmt in lines]
+
+
+def test_detection_on_shuffled_mix_of_loghub_files() -> None:
+    import random
+
+    names = [n for n in sorted(PRESETS) if _loghub_paths(n)[0].exists()]
+    if not names:
+        pytest.skip("no Loghub files")
+    items = []
+    for name in names:
+        fmt = get_format(name)
+        for line in _loghub_paths(name)[0].read_text(encoding="utf-8").splitlines()[:300]:
+            parsed = fmt.parse_line(line)
+            items.append((line, parsed.content if parsed else line.strip()))
+    random.Random(7).shuffle(items)
+    detector = Detector()
+    agree = sum(detector.parse_line(line).content == content for line, content in items)
+    assert agree / len(items) >= 0.99

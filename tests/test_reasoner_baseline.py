@@ -72,6 +72,7 @@ class Stream:
 
 
 def _settings(**kw: float) -> Settings:
+    kw.setdefault("baseline_records", 0)
     return Settings(baseline_windows=int(kw.pop("baseline_windows", 3)), **kw)  # type: ignore[arg-type]
 
 

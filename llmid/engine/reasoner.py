@@ -53,6 +53,8 @@ class SourceHistory:
 
     windows: int = 0
     lines: float = 0.0
+    records: int = 0
+    """Records absorbed in total (not decayed): the normal period must have seen enough data."""
     counts: dict[str, float] = field(default_factory=dict)
     """Event key (`template_id|service`) → decayed count; a key present here has been seen (not novel)."""
 
@@ -61,6 +63,7 @@ class SourceHistory:
         for k in self.counts:
             self.counts[k] *= decay
         self.lines = self.lines * decay + n_records
+        self.records += n_records
         for e in events:
             self.counts[e.key] = self.counts.get(e.key, 0.0) + e.count
         self.windows += 1
@@ -69,6 +72,7 @@ class SourceHistory:
         return {
             "windows": self.windows,
             "lines": round(self.lines, 6),
+            "records": self.records,
             "counts": {k: round(v, 6) for k, v in self.counts.items()},
         }
 
@@ -77,6 +81,7 @@ class SourceHistory:
         return cls(
             windows=int(data.get("windows", 0)),
             lines=float(data.get("lines", 0.0)),
+            records=int(data.get("records", 0)),
             counts={str(k): float(v) for k, v in dict(data.get("counts", {})).items()},
         )
 
@@ -140,7 +145,9 @@ class BaselineReasoner:
         """Score a window against its source's history without changing that history."""
         events = build_events(window) if events is None else events
         hist = self.histories.get(window.source, SourceHistory())
-        in_baseline = hist.windows < max(self.settings.baseline_windows, 0) or hist.windows == 0
+        in_baseline = (
+            hist.windows < max(self.settings.baseline_windows, 1) or hist.records < self.settings.baseline_records
+        )
         n = max(len(window.records), 1)
         scored: list[EventScore] = []
         for e in events:
