@@ -407,12 +407,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_formats(args: argparse.Namespace) -> int:
-    from llmid.ingest_pipelines.formats import PRESETS
+    from llmid.ingest_pipelines.formats import ALIASES, PRESETS, format_names
 
+    aliases: dict[str, list[str]] = {}
+    for alias, name in ALIASES.items():
+        aliases.setdefault(name, []).append(alias)
+    rows = [{"name": n, "header_template": PRESETS.get(n, "(built-in parser)"), "aliases": aliases.get(n, [])}
+            for n in format_names()]
     if args.json:
-        _print_json(PRESETS)
+        _print_json(rows)
     else:
-        ui.print_table(["preset", "header template"], [[k, v] for k, v in PRESETS.items()])
+        ui.print_table(["name", "header template", "aliases"],
+                       [[r["name"], r["header_template"], ", ".join(r["aliases"])] for r in rows])
     return 0
 
 

@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -55,5 +56,5 @@ def file_size(path: str) -> int | None:
 def print_table(columns: list[str], rows: list[list[Any]], title: str | None = None) -> None:
     table = Table(*columns, title=title, show_lines=False)
     for row in rows:
-        table.add_row(*("" if v is None else str(v) for v in row))
+        table.add_row(*("" if v is None else escape(str(v)) for v in row))
     Console(soft_wrap=False).print(table)

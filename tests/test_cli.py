@@ -50,7 +50,8 @@ def app_log(path: Path, n: int) -> Path:
     """A generated service log: steady INFO traffic (no Loghub data in the package)."""
     with path.open("w") as f:
         for i in range(n):
-            f.write(f"2026-05-01T12:{(i // 60) % 60:02d}:{i % 60:02d}.000Z INFO [api] request {i} served in {i % 97} ms\n")
+            stamp = f"2026-05-01T12:{(i // 60) % 60:02d}:{i % 60:02d}.000Z"
+            f.write(f"{stamp} INFO [api] request {i} served in {i % 97} ms\n")
     return path
 
 
@@ -217,3 +218,32 @@ def test_ctrl_c_keeps_committed_batches(tmp_path: Path) -> None:
         kept = c.execute("SELECT count(*) FROM logs").fetchone()[0]
     assert 0 < kept < 400_000
     assert llmid("stats", "--json", "--store", f"sqlite:///{db}").returncode == 0
+
+
+@needs_data
+def test_analyze_every_shared_log(tmp_path: Path) -> None:
+    """Done-when: `analyze --json` prints the contract's JSON for every log file under ../shared/data."""
+    logs = sorted(SHARED.rglob("*.log"))
+    assert len(logs) >= 20
+    for i, log in enumerate(logs):
+        p = llmid("analyze", str(log), "--json", "-q", "--store", store_url(tmp_path, f"{i}.db"))
+        assert p.returncode == 0, (log, p.stderr)
+        d = json.loads(p.stdout)
+        n_lines = sum(1 for _ in log.open("rb"))
+        assert 0 < d["records"] <= n_lines, log
+        for inc in d["incidents"]:
+            assert inc["ranking"], log
+            assert all(1 <= x <= n_lines for ev in inc["ranking"] for x in ev["lines"]), log
+
+
+def test_memory_stays_flat_when_streaming(tmp_path: Path) -> None:
+    """Peak RSS of the real command on 10x more lines stays about the same (benchmarks/stream_memory.py)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from stream_memory import generate, run_child
+
+    peaks = []
+    for n in (20_000, 200_000):
+        log = tmp_path / f"{n}.log"
+        generate(log, n)
+        peaks.append(run_child(log, tmp_path / f"{n}.db")[0])
+    assert peaks[1] < peaks[0] * 1.5, peaks
