@@ -104,7 +104,7 @@ def cmd_parse(args: argparse.Namespace) -> int:
         n = 0
         with ui.progress("parsing", ui.file_size(path), settings.quiet) as update:
             for rec in read_records(path, settings.log_format, max_line_bytes=settings.max_line_bytes, warn=warn):
-                tid = miner.add(rec.content).template_id
+                tid = miner.add(rec.head).template_id
                 if tid not in ids:
                     ids[tid] = len(order)
                     order.append(tid)
@@ -119,7 +119,7 @@ def cmd_parse(args: argparse.Namespace) -> int:
         out.writerow(["LineId", "Level", "Component", "Content", "EventId", "EventTemplate", "ParameterList"])
         for i, rec in enumerate(read_records(path, settings.log_format, max_line_bytes=settings.max_line_bytes)):
             k = assigned[i]
-            params = miner.params_for(rec.content, order[k])
+            params = miner.params_for(rec.head, order[k])
             out.writerow([rec.line_id, rec.level or "", rec.service or "", rec.content, order[k], templates[k],
                           json.dumps(params, ensure_ascii=False)])
     finally:

@@ -76,6 +76,12 @@ class LogRecord:
     incident_id: str | None = None
 
     @property
+    def head(self) -> str:
+        """The first line of the content: templates are mined from it, so a stack trace's depth does not
+        split one event into many (the whole trace stays in `message` and `content`)."""
+        return self.content.partition("\n")[0]
+
+    @property
     def record_id(self) -> str:
         """Derived from (source, offset): re-ingesting the same file overwrites the same documents."""
         return stable_id("log", self.source, self.offset)

@@ -103,3 +103,35 @@ def test_structurer_fills_records_and_template_docs() -> None:
     assert len(docs) == 1 and docs[0].count == 3
     assert (docs[0].first_seen, docs[0].last_seen) == (100.0, 102.0)
     assert st.take_changed_templates() == []
+
+
+@pytest.mark.parametrize(
+    ("token", "masked"),
+    [
+        ("core.2275", "core.<*>"),
+        ("rhost=10.0.0.1", "rhost=<*>"),
+        ("=128", "=<*>"),
+        ("chdir(/home/u)", "chdir(<*>)"),
+        ("ready=1,policy=3", "ready=<*>,policy=<*>"),
+        ("msra-sa-41:8030", "<*>"),
+    ],
+)
+def test_masking_keeps_keys_and_prefixes(token: str, masked: str) -> None:
+    assert mask_token(token) == masked
+
+
+def test_spaced_datetime_is_one_variable() -> None:
+    m = TemplateMiner()
+    a = m.add("connection from 10.0.0.1 at Sat Jun 18 02:08:10 2005")
+    b = m.add("connection from 10.0.0.2 at Sun Jun 19 12:00:01 2005")
+    assert a.template_id == b.template_id
+    assert m.template(a.template_id) == "connection from <*> at <*>"
+    assert b.params == ["10.0.0.2", "Sun Jun 19 12:00:01 2005"]
+
+
+def test_template_mined_from_head_line_only() -> None:
+    st = Structurer()
+    recs = [LogRecord(1, "f", 0, "x", "job failed\nTraceback:\n  File a.py"),
+            LogRecord(4, "f", 50, "x", "job failed\nTraceback:\n  File b.py\n  File c.py")]
+    st.structure(recs)
+    assert recs[0].template_id == recs[1].template_id and recs[0].template == "job failed"

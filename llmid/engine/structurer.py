@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from llmid.documents import LogRecord, Template, stable_id
-from llmid.engine.tokens import WILDCARD, mask_tokens, merge_tokens, normalize_template, tokenize
+from llmid.engine.tokens import WILDCARD, mask_tokens, merge_tokens, normalize_template, tokenize, unglue
 
 STATE_KEY = "structurer.miner"
 STATE_VERSION = 1
@@ -199,7 +199,7 @@ class TemplateMiner:
             if t == raw:
                 continue
             if t == WILDCARD:
-                params.append(raw)
+                params.append(unglue(raw))
             elif WILDCARD in t:
                 rx = self._param_re.get(t)
                 if rx is None:
@@ -207,7 +207,7 @@ class TemplateMiner:
                     rx = re.compile("".join("(.*?)" if p == WILDCARD else re.escape(p) for p in parts) + "$")
                     self._param_re[t] = rx
                 m = rx.match(raw)
-                params.extend(m.groups() if m else [raw])
+                params.extend(unglue(g) for g in (m.groups() if m else [raw]))
         return params
 
 
@@ -225,11 +225,11 @@ class Structurer:
 
     def structure(self, records: list[LogRecord]) -> None:
         for rec in records:
-            m = self.miner.add(rec.content)
+            m = self.miner.add(rec.head)
             rec.template_id, rec.template, rec.params = m.template_id, m.template, m.params
             doc = self._docs.get(m.template_id)
             if doc is None:
-                doc = Template(m.template_id, m.template, example=rec.content[:2000], service=rec.service)
+                doc = Template(m.template_id, m.template, example=rec.head[:2000], service=rec.service)
                 self._docs[m.template_id] = doc
             doc.template = m.template
             doc.count += 1

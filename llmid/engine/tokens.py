@@ -13,7 +13,7 @@ from functools import lru_cache
 WILDCARD = "<*>"
 
 _HAS_DIGIT = re.compile(r"\d").search
-_LEAD = "([{\"'#<"
+_LEAD = "([{\"'#<="
 _TRAIL = ")]}\"',.;:>!?"
 _NUMBERISH = re.compile(
     r"[-+~]?(?:0x[0-9a-fA-F]+|\d[\d.,:_/\-]*)(?:[a-zA-Z%µ]{0,4})?"
@@ -21,13 +21,35 @@ _NUMBERISH = re.compile(
 _HEX = re.compile(r"(?:0x)?[0-9a-fA-F]{6,}")
 _IP = re.compile(r"(?:\d{1,3}\.){3}\d{1,3}(?::\d+)?|[0-9a-fA-F]{0,4}(?::[0-9a-fA-F]{0,4}){2,7}")
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
-_KEYVAL = re.compile(r"([A-Za-z_][\w.\-]*?[=:])(.+)")
+_KEY_END = "=:("
+_KEYVAL = re.compile(r"([A-Za-z_][\w.\-]*?[=:.#@(])(.+)")
 _PATH = re.compile(r"(?:[a-zA-Z][a-zA-Z0-9+.\-]*:)?/{1,2}[^/\s]+(?:/[^/\s]*)*")
 
 
+_MONTH = r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)[a-z]*"
+_DATETIME = re.compile(
+    rf"\b(?:(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)[a-z]*,? +)?{_MONTH} +\d{{1,2}},? +\d{{1,2}}:\d{{2}}:\d{{2}}(?: +\d{{4}})?\b"
+    r"|\b\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?(?:Z|[+-]\d{2}:?\d{2})?"
+)
+_CLOCK = re.compile(r"\d:\d\d:\d\d").search
+GLUE = "\x00"
+"""Joins the words of one date-time into one token; `unglue` turns it back into spaces in parameters."""
+
+
+def _glue(m: re.Match[str]) -> str:
+    return GLUE.join(m.group(0).split())
+
+
 def tokenize(content: str) -> list[str]:
-    """Whitespace tokens: the unit templates are aligned on (Loghub templates join tokens by one space)."""
+    """Whitespace tokens: the unit templates are aligned on (Loghub templates join tokens by one space).
+    A date-time written with spaces (`Sat Jun 18 02:08:10 2005`) is one token, so it becomes one variable."""
+    if ":" in content and _CLOCK(content) is not None:
+        content = _DATETIME.sub(_glue, content)
     return content.split()
+
+
+def unglue(token: str) -> str:
+    return token.replace(GLUE, " ")
 
 
 def _is_variable_core(core: str) -> bool:
@@ -54,6 +76,9 @@ def _mask_cached(tok: str) -> str:
     while j > i and tok[j - 1] in _TRAIL:
         j -= 1
     core = tok[i:j]
+    if "," in core and len(core) > 2:
+        parts = [_mask_cached(p) if p else p for p in core.split(",")]
+        return tok[:i] + ",".join(parts) + tok[j:]
     if _is_variable_core(core):
         kv = _KEYVAL.fullmatch(core)
         if kv and _HAS_DIGIT(kv.group(1)) is None and not kv.group(2).startswith("/"):
@@ -73,11 +98,14 @@ def mask_token(tok: str) -> str:
 
 
 def merge_tokens(a: str, b: str) -> str:
-    """Generalise two differing tokens to a wildcard, keeping the brackets/punctuation they share."""
-    i = 0
+    """Generalise two differing tokens to a wildcard, keeping what they share up to a delimiter: brackets,
+    punctuation and a `key=` / `key:` prefix (`rhost=<*>`)."""
     n = min(len(a), len(b))
-    while i < n and a[i] == b[i] and a[i] in _LEAD:
+    i = 0
+    while i < n and a[i] == b[i]:
         i += 1
+    while i > 0 and a[i - 1] not in _KEY_END and not (a[:i].strip(_LEAD) == ""):
+        i -= 1
     j = 0
     while j < n - i and a[-1 - j] == b[-1 - j] and a[-1 - j] in _TRAIL:
         j += 1
