@@ -4,13 +4,14 @@ mode. Each engine batch is one store transaction, so an interrupt or a crash los
 
 from __future__ import annotations
 
+import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from llmid.config import Settings
-from llmid.documents import Batch
+from llmid.documents import Batch, LogRecord
 from llmid.engine.pipeline import REASONER_STATE_KEY, Pipeline, batched
 from llmid.engine.structurer import STATE_KEY
 from llmid.errors import InputError
@@ -19,6 +20,8 @@ from llmid.store.base import Store
 
 STATE_EVERY_BATCHES = 50
 """Persist the miner state this often during long runs (and always at the end)."""
+IDLE_FLUSH_SECONDS = 1.0
+"""With --follow: when no record arrived for this long, write what was read (and close open windows)."""
 
 
 @dataclass(slots=True)
@@ -59,8 +62,14 @@ def run_source(
     if stop_event is not None:
         kwargs["stop_event"] = stop_event
     records = read_records(source, settings.log_format, **kwargs)
+    chunks = _idle_batched(records, settings.batch_size) if follow else batched(records, settings.batch_size)
     n_batches = 0
-    for chunk in batched(records, settings.batch_size):
+    for chunk in chunks:
+        if chunk is None:  # idle follow: results of what was read so far become visible now
+            batch = pipe.flush()
+            batch.state = pipe.state()
+            _commit(store, batch, summary)
+            continue
         batch = pipe.feed(chunk)
         n_batches += 1
         if n_batches % STATE_EVERY_BATCHES == 0:
@@ -72,6 +81,48 @@ def run_source(
     if summary.records == 0 and not follow:
         raise InputError(f"{'Standard input' if source == '-' else source} contains no log lines.")
     return summary
+
+
+def _idle_batched(records: Iterator[LogRecord], size: int) -> Iterator[list[LogRecord] | None]:
+    """Batches of a followed source, plus None whenever the source has been idle for IDLE_FLUSH_SECONDS.
+
+    The reader blocks while it polls the file, so it runs in a daemon thread feeding a bounded queue (which
+    also gives backpressure: the reader waits when the engine falls behind)."""
+    q: queue.Queue[LogRecord | BaseException | None] = queue.Queue(maxsize=size * 4)
+
+    def pump() -> None:
+        try:
+            for rec in records:
+                q.put(rec)
+            q.put(None)
+        except BaseException as e:  # noqa: BLE001 - handed to the consumer thread, which raises it
+            q.put(e)
+
+    threading.Thread(target=pump, name="llmid-follow-reader", daemon=True).start()
+    buf: list[LogRecord] = []
+    flushed = True
+    while True:
+        try:
+            item = q.get(timeout=IDLE_FLUSH_SECONDS)
+        except queue.Empty:
+            if buf:
+                yield buf
+                buf = []
+            if not flushed:
+                yield None
+                flushed = True
+            continue
+        if item is None:
+            break
+        if isinstance(item, BaseException):
+            raise item
+        buf.append(item)
+        flushed = False
+        if len(buf) >= size:
+            yield buf
+            buf = []
+    if buf:
+        yield buf
 
 
 def _commit(store: Store, batch: Batch, summary: RunSummary) -> None:

@@ -247,3 +247,36 @@ def test_memory_stays_flat_when_streaming(tmp_path: Path) -> None:
         generate(log, n)
         peaks.append(run_child(log, tmp_path / f"{n}.db")[0])
     assert peaks[1] < peaks[0] * 1.5, peaks
+
+
+def test_ingest_follow_writes_while_following_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+    log = tmp_path / "live.log"
+    app_log(log, 10)
+    db = tmp_path / "s.db"
+    proc = subprocess.Popen([sys.executable, "-m", "llmid", "ingest", str(log), "--follow", "--store",
+                             f"sqlite:///{db}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def stored() -> int:
+        try:
+            with sqlite3.connect(db) as c:
+                return int(c.execute("SELECT count(*) FROM logs").fetchone()[0])
+        except sqlite3.Error:
+            return 0
+
+    try:
+        deadline = time.time() + 30
+        while stored() < 10 and time.time() < deadline:
+            time.sleep(0.2)
+        assert stored() == 10
+        with log.open("a") as f:  # appended lines arrive without restarting
+            f.write("2026-05-01T13:00:00.000Z ERROR [api] upstream db timed out after 30 s\n")
+        log.rename(tmp_path / "live.log.1")  # rotation: a new file under the same name
+        app_log(log, 5)
+        deadline = time.time() + 30
+        while stored() < 16 and time.time() < deadline:
+            time.sleep(0.2)
+        assert stored() == 16
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130 and "Traceback" not in err, err

@@ -41,6 +41,11 @@ class Pipeline:
         self.structurer.structure(records)
         return self._reason(self.windower.add(records))
 
+    def flush(self) -> Batch:
+        """Close the open windows now (input went idle): a followed stream gets its results without waiting
+        for the next record to close the window."""
+        return self._reason(self.windower.flush())
+
     def finish(self) -> Batch:
         """End of input: close the open windows and hand over the engine state to persist."""
         batch = self._reason(self.windower.flush())
