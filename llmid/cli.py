@@ -263,14 +263,16 @@ def cmd_config_show(args: argparse.Namespace) -> int:
 def cmd_eval_parsing(args: argparse.Namespace) -> int:
     from llmid.evaluation.parsing_eval import format_table, run_parsing_eval
 
-    settings = _settings(args)
     if not os.path.isdir(args.data):
         raise InputError(f"No data directory {args.data} (expected Loghub-2k system folders).")
+    if args.parser == "drain3":
+        try:
+            import drain3  # noqa: F401
+        except ImportError:
+            raise ConfigError("The drain3 parser needs the [dev] extra: pip install 'llmid[dev]'.") from None
     result = run_parsing_eval(args.data, systems=args.systems or None, gt=args.gt, parser=args.parser)
     if args.json:
         _print_json(result)
-    elif not settings.quiet:
-        print(format_table(result))
     else:
         print(format_table(result))
     return 0

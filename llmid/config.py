@@ -39,7 +39,8 @@ class Settings:
     max_line_bytes: int = 65536
     """Longer lines are truncated (with a warning) so one giant line cannot exhaust memory."""
     similarity: float = 0.7
-    """Template miner: fraction of constant tokens a line must share with a template to join it."""
+    """Template miner: share of a line's tokens that must equal the template's (masked values count as equal)
+    for the line to join it; 0.7 was chosen on the 12 Loghub-2k systems present, see benchmarks/RESULTS.md."""
     confidence_floor: float = 0.3
     """Safety gate: below this confidence mean only escalate_to_human is allowed."""
     broker: str | None = None

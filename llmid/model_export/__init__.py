@@ -1,1 +1,4 @@
-"""model_export"""
+"""Torch modules, training, ONNX export and parity checks.
+
+Needs the [train] extra; the engine never imports it.
+"""
