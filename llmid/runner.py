@@ -4,11 +4,13 @@ mode. Each engine batch is one store transaction, so an interrupt or a crash los
 
 from __future__ import annotations
 
+import json
 import queue
+import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TextIO
 
 from llmid.config import Settings
 from llmid.documents import Batch, LogRecord
@@ -24,16 +26,47 @@ IDLE_FLUSH_SECONDS = 1.0
 """With --follow: when no record arrived for this long, write what was read (and close open windows)."""
 
 
+class IncidentLog:
+    """The incident documents of a run, spooled to a temporary file past 1 MiB, so a run with many incidents
+    (or `--json` on a huge file) keeps flat memory; iterate to read them back in order."""
+
+    def __init__(self) -> None:
+        self._spool = tempfile.SpooledTemporaryFile(max_size=1 << 20, mode="w+", encoding="utf-8")
+        self._n = 0
+
+    def append(self, doc: dict[str, Any]) -> None:
+        self._spool.write(json.dumps(doc, ensure_ascii=False) + "\n")
+        self._n += 1
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        self._spool.flush()
+        self._spool.seek(0)
+        for line in self._spool:
+            yield json.loads(line)
+        self._spool.seek(0, 2)
+
+
 @dataclass(slots=True)
 class RunSummary:
     records: int = 0
     template_ids: set[str] = field(default_factory=set)
-    incidents: list[dict[str, Any]] = field(default_factory=list)
+    incidents: IncidentLog = field(default_factory=IncidentLog)
     recommendations: int = 0
     interrupted: bool = False
 
     def to_json(self) -> dict[str, Any]:
-        return {"records": self.records, "templates": len(self.template_ids), "incidents": self.incidents}
+        """The contract's object, in memory (small runs; `write_json` streams it)."""
+        return {"records": self.records, "templates": len(self.template_ids), "incidents": list(self.incidents)}
+
+    def write_json(self, out: TextIO) -> None:
+        """The contract's `{"records", "templates", "incidents"}` object, streamed incident by incident."""
+        out.write(f'{{"records": {self.records}, "templates": {len(self.template_ids)}, "incidents": [')
+        for i, doc in enumerate(self.incidents):
+            out.write(("," if i else "") + json.dumps(doc, ensure_ascii=False))
+        out.write("]}\n")
 
 
 def run_source(
