@@ -16,15 +16,15 @@ import sqlite3
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from llmid.documents import RECOMMENDATION_STATUSES, Incident, LogRecord, Recommendation, Template
+from llmid.documents import RECOMMENDATION_STATUSES, Incident, LogRecord, Recommendation, Template, iso
 from llmid.errors import StoreError
-from llmid.store.base import Batch, Page, SearchQuery, Store
+from llmid.store.base import AGG_FIELDS, Batch, Page, SearchQuery, Store, nice_interval
 from llmid.store.sqlite_schema import MIGRATIONS, SCHEMA, SCHEMA_VERSION, TABLES
 
 BUSY_TIMEOUT_S = 30.0
@@ -33,6 +33,7 @@ BUSY_TIMEOUT_S = 30.0
 MAX_LIMIT = 10_000
 """Largest page a query returns; bigger requests are clamped so one call cannot load the whole store."""
 
+_T = TypeVar("_T")
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 _CORRUPT = {"SQLITE_CORRUPT", "SQLITE_NOTADB"}
 
@@ -253,31 +254,57 @@ class SQLiteStore(Store):
         """
         if not batch:
             return
+        rows = self._encode_rows(batch)  # before the lock: parallel writers wait less
         with self._tx("write to") as conn:
-            delta: Counter[str] = Counter()
-            if batch.records:
-                delta = self._write_records(conn, batch.records)
-            fresh: set[str] = set()
-            if batch.templates:
-                fresh = self._write_templates(conn, batch.templates)
-            if batch.incidents:
-                self._write_incidents(conn, batch.incidents)
-            if batch.recommendations:
-                self._write_recommendations(conn, batch.recommendations)
-            for key, value in batch.state.items():
-                self._put_state(conn, key, value)
-            moved = [(n, n, tid) for tid, n in delta.items() if n and tid not in fresh]
-            if moved:
-                conn.executemany(
-                    "UPDATE templates SET count = count + ?, doc = json_set(doc, '$.count', count + ?)"
-                    " WHERE template_id = ?",
-                    moved,
-                )
-            if fresh:
-                self._recount(conn, fresh)
+            self._write_batch(conn, batch, rows)
 
-    def _write_records(self, conn: sqlite3.Connection, records: list[LogRecord]) -> Counter[str]:
-        """Upsert the records; return how many records each template gained (negative: lost)."""
+    def _encode_rows(self, batch: Batch) -> list[tuple[Any, ...]]:
+        try:
+            return self._record_rows(batch.records)
+        except Exception as err:  # noqa: BLE001 - e.g. an unserialisable parameter: one sentence, as in _tx
+            raise self._error("write to", err) from err
+
+    def write_guarded(self, batch: Batch, key: str, expected: Any) -> bool:
+        """Write `batch` only while state `key` still holds `expected`, check and write in one transaction, so
+        several worker processes can advance one cursor without a lock manager (see Store.write_guarded)."""
+        rows = self._encode_rows(batch)
+        with self._tx("write to") as conn:
+            row = conn.execute("SELECT value FROM state WHERE key=?", (key,)).fetchone()
+            if (None if row is None else json.loads(row[0])) != expected:
+                return False
+            self._write_batch(conn, batch, rows)
+        return True
+
+    def _write_batch(self, conn: sqlite3.Connection, batch: Batch, rows: list[tuple[Any, ...]]) -> None:
+        """The body of `write`, inside the caller's transaction; a state value of None deletes that key."""
+        delta: Counter[str] = Counter()
+        if rows:
+            delta = self._write_records(conn, rows)
+        fresh: set[str] = set()
+        if batch.templates:
+            fresh = self._write_templates(conn, batch.templates)
+        if batch.incidents:
+            self._write_incidents(conn, batch.incidents)
+        if batch.recommendations:
+            self._write_recommendations(conn, batch.recommendations)
+        for key, value in batch.state.items():
+            if value is None:
+                conn.execute("DELETE FROM state WHERE key=?", (key,))
+            else:
+                self._put_state(conn, key, value)
+        moved = [(n, n, tid) for tid, n in delta.items() if n and tid not in fresh]
+        if moved:
+            conn.executemany(
+                "UPDATE templates SET count = count + ?, doc = json_set(doc, '$.count', count + ?)"
+                " WHERE template_id = ?",
+                moved,
+            )
+        if fresh:
+            self._recount(conn, fresh)
+
+    @staticmethod
+    def _record_rows(records: list[LogRecord]) -> list[tuple[Any, ...]]:
+        """The `logs` rows of the records, documents encoded (the costly part of a write, done outside the lock)."""
         rows = []
         for r in records:
             rows.append(
@@ -298,6 +325,10 @@ class SQLiteStore(Store):
                     _dumps(r.to_doc()),
                 )
             )
+        return rows
+
+    def _write_records(self, conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> Counter[str]:
+        """Upsert encoded record rows; return how many records each template gained (negative: lost)."""
         # The template each already-stored record belongs to now, to count records an upsert moves.
         current: dict[str, str | None] = dict(
             conn.execute(
@@ -472,6 +503,16 @@ class SQLiteStore(Store):
         `level` compares case-insensitively; `since` and `until` are inclusive epoch seconds. A text query
         that is not valid FTS5 syntax (`foo"`, a bare `AND`) is retried with every word quoted as a literal.
         """
+        where, args = self._filters(query)
+        text = (query.text or "").strip()
+        limit, offset = self._page_args(query.limit, query.offset)
+        if not text:
+            return self._search(where, args, limit, offset)
+        return self._with_text(text, lambda w, a: self._search(w, a, limit, offset), where, args)
+
+    @staticmethod
+    def _filters(query: SearchQuery) -> tuple[list[str], list[Any]]:
+        """WHERE terms and arguments of every filter of `query` but its text."""
         where: list[str] = []
         args: list[Any] = []
         if query.template_id is not None:
@@ -492,19 +533,20 @@ class SQLiteStore(Store):
         if query.incident_id is not None:
             where.append("incident_id = ?")
             args.append(query.incident_id)
-        text = (query.text or "").strip()
-        limit, offset = self._page_args(query.limit, query.offset)
-        if not text:
-            return self._search(where, args, limit, offset)
+        return where, args
+
+    def _with_text(self, text: str, run: Callable[[list[str], list[Any]], _T], where: list[str],
+                   args: list[Any]) -> _T:
+        """Run a query with an FTS5 match added; invalid FTS5 syntax is retried with every word quoted."""
         fts_where = [*where, "rid IN (SELECT rowid FROM logs_fts WHERE logs_fts MATCH ?)"]
         try:
-            return self._search(fts_where, [*args, text], limit, offset)
+            return run(fts_where, [*args, text])
         except StoreError as err:
             if not isinstance(err.__cause__, sqlite3.OperationalError) or "locked" in str(err):
                 raise
         quoted = " ".join('"' + word.replace('"', '""') + '"' for word in text.split())
         try:
-            return self._search(fts_where, [*args, quoted], limit, offset)
+            return run(fts_where, [*args, quoted])
         except StoreError as err:
             if not isinstance(err.__cause__, sqlite3.OperationalError) or "locked" in str(err):
                 raise
@@ -522,6 +564,53 @@ class SQLiteStore(Store):
                 [*args, limit, offset],
             ).fetchall()
         return Page(total, [self._hit(i, d) for i, d in rows])
+
+    def _filtered(self, query: SearchQuery | None, run: Callable[[list[str], list[Any]], _T]) -> _T:
+        where, args = self._filters(query) if query is not None else ([], [])
+        text = ((query.text if query is not None else None) or "").strip()
+        return self._with_text(text, run, where, args) if text else run(where, args)
+
+    def histogram(self, query: SearchQuery | None = None, interval_s: float | None = None,
+                  by: str | None = None) -> dict[str, Any]:
+        """Counts per time bucket (and per `by`), one GROUP BY over the filtered records; see Store.histogram."""
+        if by is not None and by not in AGG_FIELDS:
+            raise StoreError(f"Cannot group by {by!r}: expected one of {', '.join(AGG_FIELDS)}.")
+        if interval_s is not None and not interval_s > 0:
+            raise StoreError("The histogram interval must be a positive number of seconds.")
+
+        def run(where: list[str], args: list[Any]) -> dict[str, Any]:
+            clause = " WHERE " + " AND ".join([*where, "ts IS NOT NULL"])
+            with self._tx("aggregate", write=False) as conn:
+                step = interval_s
+                if step is None:
+                    lo, hi = conn.execute(f"SELECT min(ts), max(ts) FROM logs{clause}", args).fetchone()
+                    step = nice_interval((hi - lo) if lo is not None else 0.0)
+                key = by or "NULL"
+                rows = conn.execute(
+                    f"SELECT CAST(ts / ? AS INTEGER) AS b, {key} AS k, count(*) FROM logs{clause}"
+                    " GROUP BY b, k ORDER BY b, k",
+                    [step, *args],
+                ).fetchall()
+            return {"interval_s": step, "buckets": [{"t": iso(b * step), "key": k, "count": n} for b, k, n in rows]}
+
+        return self._filtered(query, run)
+
+    def facet(self, field: str, query: SearchQuery | None = None, size: int = 20) -> list[dict[str, Any]]:
+        """Most frequent values of `field` among the filtered records (one GROUP BY)."""
+        if field not in AGG_FIELDS:
+            raise StoreError(f"Cannot count values of {field!r}: expected one of {', '.join(AGG_FIELDS)}.")
+
+        def run(where: list[str], args: list[Any]) -> list[dict[str, Any]]:
+            clause = (" WHERE " + " AND ".join(where)) if where else ""
+            with self._tx("aggregate", write=False) as conn:
+                rows = conn.execute(
+                    f"SELECT {field}, count(*) AS c FROM logs{clause} GROUP BY {field} ORDER BY c DESC, {field}"
+                    " LIMIT ?",
+                    [*args, max(0, min(int(size), MAX_LIMIT))],
+                ).fetchall()
+            return [{"key": k, "count": n} for k, n in rows]
+
+        return self._filtered(query, run)
 
     def templates(self, limit: int = 100, offset: int = 0) -> Page:
         limit, offset = self._page_args(limit, offset)
@@ -583,6 +672,13 @@ class SQLiteStore(Store):
             ).fetchall()
         return Page(total, [self._hit(i, d) for i, d in rows])
 
+    def get_recommendation(self, recommendation_id: str) -> dict[str, Any] | None:
+        with self._tx("read recommendations from", write=False) as conn:
+            row = conn.execute(
+                "SELECT recommendation_id, doc FROM recommendations WHERE recommendation_id=?", (recommendation_id,)
+            ).fetchone()
+        return None if row is None else self._hit(*row)
+
     # ------------------------------------------------------------------ approvals and audit
 
     def set_recommendation_status(
@@ -620,6 +716,46 @@ class SQLiteStore(Store):
             )
         doc["_id"] = recommendation_id
         return doc
+
+    # ------------------------------------------------------------------ objects (rules, tokens, firings)
+
+    def put_object(self, kind: str, object_id: str, doc: dict[str, Any]) -> None:
+        with self._tx("write to") as conn:
+            conn.execute(
+                "INSERT INTO objects(kind, id, ts, doc) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT(kind, id) DO UPDATE SET ts=excluded.ts, doc=excluded.doc",
+                (kind, object_id, time.time(), _dumps(doc)),
+            )
+
+    def get_object(self, kind: str, object_id: str) -> dict[str, Any] | None:
+        with self._tx("read", write=False) as conn:
+            row = conn.execute("SELECT id, doc FROM objects WHERE kind=? AND id=?", (kind, object_id)).fetchone()
+        return None if row is None else self._hit(*row)
+
+    def list_objects(self, kind: str, limit: int = 1000) -> list[dict[str, Any]]:
+        limit, _ = self._page_args(limit, 0)
+        with self._tx("read", write=False) as conn:
+            rows = conn.execute(
+                "SELECT id, doc FROM objects WHERE kind=? ORDER BY rowid LIMIT ?", (kind, limit)
+            ).fetchall()
+        return [self._hit(i, d) for i, d in rows]
+
+    def delete_object(self, kind: str, object_id: str) -> bool:
+        with self._tx("delete from") as conn:
+            return conn.execute("DELETE FROM objects WHERE kind=? AND id=?", (kind, object_id)).rowcount > 0
+
+    def claim_object(self, kind: str, object_id: str, doc: dict[str, Any], cooldown_s: float) -> bool:
+        now = time.time()
+        with self._tx("write to") as conn:
+            row = conn.execute("SELECT ts FROM objects WHERE kind=? AND id=?", (kind, object_id)).fetchone()
+            if row is not None and now - float(row[0]) < cooldown_s:
+                return False
+            conn.execute(
+                "INSERT INTO objects(kind, id, ts, doc) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT(kind, id) DO UPDATE SET ts=excluded.ts, doc=excluded.doc",
+                (kind, object_id, now, _dumps(doc)),
+            )
+        return True
 
     @staticmethod
     def _put_audit(

@@ -7,7 +7,7 @@ the external-content FTS5 index is keyed by rowid, and VACUUM may renumber impli
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """Bump when a statement below changes; `MIGRATIONS[n]` upgrades a store from version n to n + 1."""
 
 SCHEMA: tuple[str, ...] = (
@@ -91,9 +91,17 @@ SCHEMA: tuple[str, ...] = (
         object_id TEXT,
         details TEXT NOT NULL
     )""",
+    # Small documents kept beside the results: alert rules, API token hashes, alert firings (version 2).
+    """CREATE TABLE IF NOT EXISTS objects (
+        kind TEXT NOT NULL,
+        id TEXT NOT NULL,
+        ts REAL NOT NULL,
+        doc TEXT NOT NULL,
+        PRIMARY KEY (kind, id)
+    )""",
 )
 
-MIGRATIONS: dict[int, tuple[str, ...]] = {}
-"""Statements upgrading a store of version n to n + 1 (none yet: version 1 is the first)."""
+MIGRATIONS: dict[int, tuple[str, ...]] = {1: ()}
+"""Statements upgrading a store of version n to n + 1 (1 -> 2 only adds `objects`, which SCHEMA creates)."""
 
-TABLES = ("meta", "logs", "logs_fts", "templates", "incidents", "recommendations", "state", "audit")
+TABLES = ("meta", "logs", "logs_fts", "templates", "incidents", "recommendations", "state", "audit", "objects")
