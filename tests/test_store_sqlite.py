@@ -1,4 +1,7 @@
-"""SQLiteStore: idempotent upserts, exact template counts, FTS search, approvals, and crash safety."""
+"""SQLiteStore's own cases: URLs, WAL, corrupt and foreign files, FTS rows, and crash safety (SIGKILL mid-write).
+
+The backend-agnostic cases (search, counts, incidents, approvals, state, objects, threads) are the Store contract
+in tests/store_contract.py, run for SQLite and for a real OpenSearch node by tests/test_store_contract.py."""
 
 from __future__ import annotations
 
@@ -192,156 +195,18 @@ def test_message_change_reindexes_fts(store: SQLiteStore) -> None:
     assert store.check() == []
 
 
-def test_failed_batch_rolls_back_everything(store: SQLiteStore) -> None:
-    store.write(Batch(records=[rec(1)], templates=[tpl("t1")]))
-
-    class Boom(LogRecord):
-        __slots__ = ()
-
-        def to_doc(self) -> dict[str, object]:
-            raise KeyboardInterrupt
-
-    bad = Boom(line_id=9, source="app.log", offset=900, message="x", content="x", template_id="t1")
-    with pytest.raises(KeyboardInterrupt):
-        store.write(Batch(records=[rec(2), bad], state={"miner": {"v": 2}}))
-    unserialisable = rec(3)
-    unserialisable.params = [object()]  # type: ignore[list-item]
-    with pytest.raises(StoreError, match=r"^Cannot write to store .*not JSON serializable\.$"):
-        store.write(Batch(records=[rec(4), unserialisable]))
-    assert store.stats()["records"] == 1
-    assert counts(store) == {"t1": 1}
-    assert store.load_state("miner") is None
-    store.write(Batch(records=[rec(2)]))  # still usable
-    assert store.stats()["records"] == 2
-
 
 # ---------------------------------------------------------------- search
 
 
-def test_search_filters_order_and_pagination(store: SQLiteStore) -> None:
-    records = [rec(i, "t1") for i in range(1, 21)]
-    records += [rec(21, "t2", msg="disk /dev/sda1 full on db-1", level="ERROR", service="db", incident_id="i1")]
-    records += [rec(22, "t2", msg="disk /dev/sdb full on db-2", level="error", service="db", incident_id="i1")]
-    store.write(Batch(records=records))
 
-    page = store.search(SearchQuery(limit=5))
-    assert page.total == 22 and len(page.hits) == 5
-    assert [h["event"]["sequence"] for h in page.hits] == [22, 21, 20, 19, 18]  # newest first
-    assert all(h["_id"] for h in page.hits)
-    assert page.hits[0]["_id"] == records[-1].record_id
-    second = store.search(SearchQuery(limit=5, offset=5))
-    assert [h["event"]["sequence"] for h in second.hits] == [17, 16, 15, 14, 13]
-
-    assert store.search(SearchQuery(level="ERROR")).total == 2  # case-insensitive
-    assert store.search(SearchQuery(level="Error", service="db", template_id="t2")).total == 2
-    assert store.search(SearchQuery(incident_id="i1")).total == 2
-    assert store.search(SearchQuery(service="api")).total == 20
-    assert store.search(SearchQuery(since=1_700_000_010.0, until=1_700_000_012.0)).total == 3
-    assert store.search(SearchQuery(text="disk full")).total == 2
-    assert store.search(SearchQuery(text="sda1")).total == 1
-    assert store.search(SearchQuery(text="disk", level="info")).total == 0
-    assert store.search(SearchQuery(text="worker-7")).total == 1
-    assert store.search(SearchQuery(text="conn*", limit=1)).total == 20  # FTS5 prefix query
-    assert store.search(SearchQuery(text="   ")).total == 22
-
-
-@pytest.mark.parametrize("text", ['disk"', "AND", "disk OR", "(full", "level:error", "db-1 -x", "NEAR("])
-def test_bad_fts_syntax_falls_back_or_explains(store: SQLiteStore, text: str) -> None:
-    store.write(Batch(records=[rec(1, msg="disk full and level error on db-1")]))
-    page = store.search(SearchQuery(text=text))
-    assert page.total in (0, 1)
-
-
-def test_fts_fallback_quotes_words(store: SQLiteStore) -> None:
-    store.write(Batch(records=[rec(1, msg='user said "hello" AND left'), rec(2, msg="other")]))
-    assert store.search(SearchQuery(text='hello"')).total == 1
-    assert store.search(SearchQuery(text="AND")).total == 1
 
 
 # ---------------------------------------------------------------- incidents, recommendations, audit, state
 
 
-def test_incidents_with_recommendations(store: SQLiteStore) -> None:
-    store.write(
-        Batch(
-            incidents=[incident("i1", 0.4), incident("i2", 0.9), incident("i3", 0.1)],
-            recommendations=[recommendation("r2", "i1"), recommendation("r1", "i1"), recommendation("r3", "i2")],
-        )
-    )
-    page = store.incidents()
-    assert page.total == 3
-    assert [h["incident_id"] for h in page.hits] == ["i2", "i1", "i3"]
-    by_id = {h["incident_id"]: h for h in page.hits}
-    assert [r["recommendation_id"] for r in by_id["i1"]["recommendations"]] == ["r2", "r1"]  # engine order
-    assert by_id["i3"]["recommendations"] == []
-    assert store.incidents(min_score=0.3).total == 2
-    assert [h["incident_id"] for h in store.incidents(limit=1, offset=1).hits] == ["i1"]
-    got = store.get_incident("i2")
-    assert got is not None and got["root_cause"]["template_id"] == "t2"
-    assert [r["action"] for r in got["recommendations"]] == ["free_disk"]
-    assert store.get_incident("nope") is None
-    assert store.recommendations().total == 3
-    assert store.recommendations(incident_id="i1").total == 2
-    assert len(store.recommendations(limit=1).hits) == 1
-    assert store.stats()["incidents"] == 3 and store.stats()["recommendations"] == 3
 
 
-def test_status_update_audit_and_survives_reproposal(store: SQLiteStore) -> None:
-    store.write(Batch(incidents=[incident("i1", 0.5)], recommendations=[recommendation("r1", "i1")]))
-    doc = store.set_recommendation_status("r1", "approved", actor="alice", reason="disk at 99%")
-    assert doc["status"] == "approved"
-    with pytest.raises(StoreError, match="Invalid recommendation status 'maybe'"):
-        store.set_recommendation_status("r1", "maybe", actor="bob")
-    with pytest.raises(StoreError, match="No recommendation 'zzz'"):
-        store.set_recommendation_status("zzz", "rejected", actor="bob")
-    # Re-running the engine re-proposes r1: the person's decision is kept.
-    store.write(Batch(recommendations=[recommendation("r1", "i1")]))
-    assert store.recommendations().hits[0]["status"] == "approved"
-    store.record_audit("bob", "runbook.executed", "r1", {"ok": True})
-    entries = store.audit()
-    assert [e["action"] for e in entries] == ["runbook.executed", "recommendation.approved"]
-    assert entries[1]["actor"] == "alice" and entries[1]["object_id"] == "r1"
-    assert entries[1]["details"] == {
-        "previous": "proposed",
-        "status": "approved",
-        "reason": "disk at 99%",
-        "incident_id": "i1",
-    }
-    assert len(store.audit(limit=1)) == 1
-
-
-def test_state_round_trip(store: SQLiteStore, tmp_path: Path) -> None:
-    value = {"clusters": [[1, "a <*>"]], "depth": 4, "nested": {"x": None, "ü": 1.5}}
-    store.save_state("miner", value)
-    store.save_state("miner", value | {"depth": 5})
-    store.write(Batch(state={"offsets": {"app.log": 1234}}))
-    store.close()
-    with SQLiteStore.from_url(f"sqlite:///{tmp_path}/s.db") as again:
-        assert again.load_state("miner") == value | {"depth": 5}
-        assert again.load_state("offsets") == {"app.log": 1234}
-        assert again.load_state("missing") is None
-
-
-def test_store_shared_between_threads(store: SQLiteStore) -> None:
-    import threading
-
-    errors: list[BaseException] = []
-
-    def work(k: int) -> None:
-        try:
-            for j in range(5):
-                store.write(Batch(records=[rec(k * 100 + j * 10 + i) for i in range(10)]))
-                store.search(SearchQuery(text="connected"))
-        except BaseException as err:  # pragma: no cover - reported below
-            errors.append(err)
-
-    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors
-    assert store.stats()["records"] == 200
 
 
 # ---------------------------------------------------------------- crash safety

@@ -48,6 +48,27 @@ DATASETS: dict[str, dict[str, Any]] = {
         "fields": {"t": "@timestamp", "template": "llmid.template", "service": "service.name",
                    "level": "log.level", "root_cause_score": "llmid.root_cause_score", "line": "event.sequence"},
     },
+    # Datasets of the cluster dashboard (Kibana / OpenSearch Dashboards; llmid/kibana_vis/queries.py fills them).
+    "incidents_over_time": {
+        "description": "Incidents per time bucket and root-cause service (llmid-incidents).",
+        "fields": {"t": "bucket start", "t_end": "bucket end", "service": "root_cause.service.name",
+                   "incidents": "incidents in the bucket"},
+    },
+    "root_cause_templates": {
+        "description": "The templates most often found as root cause (terms of root_cause.template).",
+        "fields": {"template": "root_cause.template", "incidents": "number of incidents",
+                   "max_score": "highest root_cause.score"},
+    },
+    "template_volume": {
+        "description": "Log records per time bucket of the most frequent templates (llmid-logs-*).",
+        "fields": {"t": "bucket start", "t_end": "bucket end", "template": "llmid.template",
+                   "count": "records in the bucket"},
+    },
+    "anomaly_heatmap": {
+        "description": "Highest anomaly score per time bucket and service (llmid-logs-*).",
+        "fields": {"t": "bucket start", "t_end": "bucket end", "service": "service.name",
+                   "anomaly": "max llmid.anomaly_score"},
+    },
 }
 
 _BASE: dict[str, Any] = {"$schema": SCHEMA, "width": "container", "height": 220, "autosize": {"type": "fit"}}
@@ -147,12 +168,74 @@ SPECS: dict[str, dict[str, Any]] = {
                         {"field": "level"}, {"field": "line"}, {"field": "template"}],
         },
     },
+    "incidents_over_time": {
+        **_BASE,
+        "title": "Incidents over time, by root-cause service",
+        "data": {"name": "incidents_over_time"},
+        "transform": [{"stack": "incidents", "groupby": ["t"], "sort": [{"field": "service"}],
+                       "as": ["y0", "y1"]}],
+        "mark": {"type": "bar", "tooltip": True},
+        "encoding": {
+            "x": {"field": "t", "type": "temporal", "title": "time"},
+            "x2": {"field": "t_end"},
+            "y": {"field": "y1", "type": "quantitative", "title": "incidents"},
+            "y2": {"field": "y0"},
+            "color": {"field": "service", "type": "nominal", "title": "root-cause service"},
+            "tooltip": [{"field": "t", "type": "temporal", "format": "%Y-%m-%d %H:%M"}, {"field": "service"},
+                        {"field": "incidents", "type": "quantitative"}],
+        },
+    },
+    "root_cause_templates": {
+        **_BASE,
+        "title": "Top root-cause templates",
+        "height": {"step": 18},
+        "autosize": {"type": "fit-x"},
+        "data": {"name": "root_cause_templates"},
+        "mark": {"type": "bar", "tooltip": True},
+        "encoding": {
+            "y": {"field": "template", "type": "nominal", "sort": "-x", "title": None,
+                  "axis": {"labelLimit": 380}},
+            "x": {"field": "incidents", "type": "quantitative", "title": "incidents"},
+            "color": {"field": "max_score", "type": "quantitative", "title": "max score",
+                      "scale": {"domain": [0, 1], "scheme": "orangered"}},
+        },
+    },
+    "template_volume": {
+        **_BASE,
+        "title": "Template volume over time",
+        "data": {"name": "template_volume"},
+        "mark": {"type": "line", "point": True, "tooltip": True},
+        "encoding": {
+            "x": {"field": "t", "type": "temporal", "title": "time"},
+            "y": {"field": "count", "type": "quantitative", "title": "records"},
+            "color": {"field": "template", "type": "nominal", "title": "template",
+                      "legend": {"labelLimit": 260, "orient": "bottom", "columns": 1}},
+        },
+    },
+    "anomaly_heatmap": {
+        **_BASE,
+        "title": "Anomaly heat map: highest anomaly score per service and time",
+        "data": {"name": "anomaly_heatmap"},
+        "mark": {"type": "rect", "tooltip": True},
+        "encoding": {
+            "x": {"field": "t", "type": "temporal", "title": "time"},
+            "x2": {"field": "t_end"},
+            "y": {"field": "service", "type": "nominal", "title": "service"},
+            "color": {"field": "anomaly", "type": "quantitative", "title": "anomaly",
+                      "scale": {"domain": [0, 1], "scheme": "orangered"}},
+        },
+    },
 }
 """Spec id → Vega-Lite spec. `incident_timeline` is a per-incident drill-down; the others form the overview."""
 
 OVERVIEW = ("records_over_time", "incident_scores", "root_cause_services", "top_templates",
             "recommendation_confidence")
 """The dashboard's specs, in order."""
+
+CLUSTER_DASHBOARD = ("incidents_over_time", "root_cause_templates", "template_volume", "recommendation_confidence",
+                     "anomaly_heatmap", "incident_scores", "root_cause_services", "records_over_time",
+                     "top_templates")
+"""The specs of the Kibana / OpenSearch Dashboards dashboard, in order (every one has a cluster query)."""
 
 
 def spec(name: str) -> dict[str, Any]:

@@ -15,11 +15,15 @@ def open_store(url: str) -> Store:
         from llmid.store.sqlite import SQLiteStore
 
         return SQLiteStore.from_url(url)
-    if scheme.startswith(("opensearch", "elasticsearch")):
-        raise ConfigError(
-            f"The {scheme.split('+')[0]} store is not available in this build yet; use sqlite:///PATH."
-        )
+    if scheme.split("+")[0] == "opensearch":
+        from llmid.store.opensearch import OpenSearchStore
+
+        return OpenSearchStore.from_url(url)
+    if scheme.split("+")[0] == "elasticsearch":
+        from llmid.store.elasticsearch import ElasticsearchStore
+
+        return ElasticsearchStore.from_url(url)
     raise ConfigError(
-        f"Unknown store URL {url!r}: expected sqlite:///PATH, opensearch+http(s)://HOST:PORT "
+        f"Unknown store URL {url.split('@')[-1]!r}: expected sqlite:///PATH, opensearch+http(s)://HOST:PORT "
         "or elasticsearch+http(s)://HOST:PORT."
     )
