@@ -14,6 +14,14 @@ steady-state measurement (first pass = model being built, later passes = populat
 
 Run from the repo root: ``.venv/bin/python benchmarks/parse_throughput.py [--scale 5] [--repeats 5]
 [--steady] [--json]``.
+
+``--fresh N`` (issue 3): a stream of N lines (default 500,000) re-sampled from the 12 systems' lines with every
+variable field (the `<*>` spans of the ground truth) replaced by a fresh random value of the same kind (digits,
+hex letters, other letters, case and punctuation kept), so caching exact strings cannot help and every line is
+new text. Each parser runs in its own child process (peak RSS = that child's ``ru_maxrss``), reading the stream
+from a file: the learned structurer (the shipped model behind its fast paths, fed in batches of 1,000 lines as
+the pipeline feeds it), the baseline miner, and drain3 with its default config; parsers alternate over
+``--repeats`` rounds and the medians are reported with the ratio to drain3.
 """
 
 from __future__ import annotations
@@ -91,6 +99,118 @@ def time_steady(feeder: Feeder, base: list[str], passes: int) -> dict[str, Any]:
     }
 
 
+def build_fresh_stream(data_dir: str, n: int, seed: int, path: str) -> dict[str, Any]:
+    """Write `n` lines to `path`: lines drawn uniformly from the present systems' ground-truth Content, each
+    with fresh values in its variable fields. Returns a summary (systems, distinct lines, repeats)."""
+    import random
+
+    from llmid.model_export.structurer_data import align_labels, fresh_values
+
+    systems = available_systems(data_dir, "corrected")
+    pool: list[tuple[str, bytes]] = []
+    for s in systems:
+        contents, templates = load_gt(gt_paths(data_dir, s, "corrected")[1])
+        for c, t in zip(contents, templates, strict=True):
+            lab = align_labels(c, t) if t else None
+            pool.append((c, lab if lab is not None else bytes(len(c))))
+    rng = random.Random(seed)
+    seen: set[int] = set()
+    with open(path, "w", encoding="utf-8") as fh:
+        for _ in range(n):
+            c, lab = pool[rng.randrange(len(pool))]
+            line = fresh_values(c, lab, rng) if any(lab) else c
+            seen.add(hash(line))
+            fh.write(line.replace("\n", " ") + "\n")
+    return {"systems": systems, "lines": n, "distinct_lines": len(seen), "source_lines": len(pool)}
+
+
+_CHILD = r"""
+import json, resource, sys, time
+sys.path.insert(0, {root!r})
+path, parser, batch = {path!r}, {parser!r}, {batch}
+lines = [l.rstrip("\n") for l in open(path, encoding="utf-8")]
+if parser == "learned":
+    from llmid.engine.structurer import LearnedMiner, Tagger
+    m = LearnedMiner(tagger=Tagger(threads={threads}))
+    def run():
+        for i in range(0, len(lines), batch):
+            m.add_batch(lines[i:i + batch])
+    count = lambda: len(m.clusters())
+elif parser == "baseline":
+    from llmid.engine.structurer import TemplateMiner
+    m = TemplateMiner()
+    def run():
+        add = m.add
+        for l in lines:
+            add(l)
+    count = lambda: len(m.clusters())
+else:
+    from llmid.evaluation.parsing_eval import new_drain3_miner
+    m = new_drain3_miner()
+    def run():
+        add = m.add_log_message
+        for l in lines:
+            add(l)
+    count = lambda: len(m.drain.clusters)
+t0 = time.perf_counter()
+run()
+sec = time.perf_counter() - t0
+out = {{"parser": parser, "lines": len(lines), "seconds": sec, "lines_per_s": len(lines) / sec,
+        "templates": count(), "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}
+if parser == "learned":
+    out["paths"] = dict(m.stats)
+    out["model_lines"] = m.tagger.lines_tagged
+    out["model_batches"] = m.tagger.batches_run
+print(json.dumps(out))
+"""
+
+
+def run_fresh(args: argparse.Namespace) -> dict[str, Any]:
+    import subprocess
+    import tempfile
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with tempfile.TemporaryDirectory(prefix="llmid-fresh-") as tmp:
+        path = os.path.join(tmp, "stream.log")
+        info = build_fresh_stream(args.data_dir, args.fresh, args.seed, path)
+        print(f"fresh-values stream: {info['lines']:,} lines from {len(info['systems'])} systems "
+              f"({info['distinct_lines']:,} distinct), seed {args.seed}")
+        names = [p.strip() for p in args.parsers.split(",") if p.strip()]
+        runs: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
+        for _ in range(args.repeats):
+            for name in names:
+                code = _CHILD.format(root=root, path=path, parser=name, batch=args.batch, threads=args.threads)
+                proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+                if proc.returncode != 0:
+                    print(f"{name} failed: {proc.stderr.strip().splitlines()[-1:]}", file=sys.stderr)
+                    runs.pop(name, None)
+                    continue
+                runs[name].append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    out: dict[str, Any] = {"mode": "fresh", **info, "seed": args.seed, "repeats": args.repeats,
+                           "python": platform.python_version(), "parsers": {}}
+    for name, rs in runs.items():
+        if not rs:
+            continue
+        rates = [r["lines_per_s"] for r in rs]
+        med = statistics.median(rates)
+        rss = max(r["peak_rss_mb"] for r in rs)
+        row = {"lines_per_s": med, "runs_lines_per_s": rates, "peak_rss_mb": rss, "templates": rs[-1]["templates"]}
+        for k in ("paths", "model_lines", "model_batches"):
+            if k in rs[-1]:
+                row[k] = rs[-1][k]
+        out["parsers"][name] = row
+        extra = f", paths {row['paths']}, model batches {row['model_batches']}" if "paths" in row else ""
+        print(f"{name:9s} median {med:,.0f} lines/s over {len(rates)} runs (min {min(rates):,.0f}, max "
+              f"{max(rates):,.0f}), peak RSS {rss:,.0f} MB, {row['templates']} templates{extra}")
+    p = out["parsers"]
+    if "drain3" in p:
+        for name in p:
+            if name != "drain3":
+                out[f"ratio_{name}_over_drain3"] = p[name]["lines_per_s"] / p["drain3"]["lines_per_s"]
+                print(f"ratio {name}/drain3: {out[f'ratio_{name}_over_drain3']:.2f}")
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data-dir", default=DEFAULT_DATA_DIR)
@@ -99,7 +219,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steady", action="store_true", help="one miner per parser, per-pass timings")
     ap.add_argument("--parsers", default="llmid,drain3", help="comma-separated subset of llmid,drain3")
     ap.add_argument("--json", action="store_true", help="also print one JSON line with the figures")
+    ap.add_argument("--fresh", type=int, nargs="?", const=500_000, metavar="N",
+                    help="issue-3 benchmark: N lines (default 500000) with fresh variable values, one child "
+                         "process per parser (learned, baseline, drain3), peak RSS of each")
+    ap.add_argument("--seed", type=int, default=7, help="--fresh: stream seed")
+    ap.add_argument("--batch", type=int, default=1000, help="--fresh: lines per add_batch of the learned miner")
+    ap.add_argument("--threads", type=int, default=1, help="--fresh: ONNX Runtime intra-op threads")
     args = ap.parse_args(argv)
+    if args.fresh:
+        if args.parsers == "llmid,drain3":
+            args.parsers = "learned,baseline,drain3"
+        out = run_fresh(args)
+        if args.json:
+            print(json.dumps(out))
+        return 0
 
     systems, base = load_lines(args.data_dir)
     if not base:

@@ -35,6 +35,9 @@ def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
         "quiet": True if getattr(args, "quiet", False) else None,
         "window_seconds": getattr(args, "window_seconds", None),
         "broker": getattr(args, "broker", None),
+        "reasoner": getattr(args, "reasoner", None),
+        "reasoner_model": getattr(args, "reasoner_model", None),
+        "structurer": getattr(args, "structurer", None),
     }
     flags.update(extra)
     return load_settings({k: v for k, v in flags.items() if v is not None}, getattr(args, "config", None))
@@ -84,7 +87,7 @@ def _check_source(path: str) -> None:
 # -- parse ---------------------------------------------------------------------------------------------------
 def cmd_parse(args: argparse.Namespace) -> int:
     """Two passes over a file (templates are final only at the end of the stream), one for stdin (spooled)."""
-    from llmid.engine.structurer import TemplateMiner
+    from llmid.engine.structurer import make_miner
     from llmid.ingest_pipelines.sources import read_records
 
     settings = _settings(args)
@@ -97,21 +100,30 @@ def cmd_parse(args: argparse.Namespace) -> int:
         spooled.close()
         path = spooled.name
     try:
-        miner = TemplateMiner(similarity=settings.similarity)
+        miner = make_miner(settings.structurer, settings.similarity, model_path=settings.structurer_model)
         ids: dict[str, int] = {}
         order: list[str] = []
         assigned = array("I")
         n = 0
+        heads: list[str] = []
+
+        def flush() -> None:  # lines go to the miner in batches (the learned one tags unknown lines per batch)
+            for m in miner.add_batch(heads):
+                if m.template_id not in ids:
+                    ids[m.template_id] = len(order)
+                    order.append(m.template_id)
+                assigned.append(ids[m.template_id])
+            heads.clear()
+
         with ui.progress("parsing", ui.file_size(path), settings.quiet) as update:
             for rec in read_records(path, settings.log_format, max_line_bytes=settings.max_line_bytes, warn=warn):
-                tid = miner.add(rec.head).template_id
-                if tid not in ids:
-                    ids[tid] = len(order)
-                    order.append(tid)
-                assigned.append(ids[tid])
+                heads.append(rec.head)
                 n += 1
+                if len(heads) >= 1000:
+                    flush()
                 if n % 5000 == 0:
                     update(rec.offset)
+            flush()
         if n == 0:
             raise InputError(f"{args.file if spooled is None else 'Standard input'} contains no log lines.")
         templates = [miner.template(t) for t in order]
@@ -134,11 +146,12 @@ def _run(args: argparse.Namespace, *, follow: bool, resume: bool) -> int:
 
     settings = _settings(args)
     _check_source(args.file)
-    if settings.broker:
-        raise ConfigError(
-            "Scale-out through a broker is not available in this build yet; run without --broker "
-            "(stages run in-process)."
-        )
+    if settings.broker:  # scale-out: the stages run on Celery workers (llmid worker)
+        from llmid.workers.client import ingest_via_broker
+
+        return ingest_via_broker(args, settings, follow=follow, resume=resume,
+                                 wait=not resume or bool(getattr(args, "wait", False)),
+                                 print_json=_print_json, print_summary=_print_summary)
     warn = ui.make_warn(settings.quiet)
     summary = RunSummary()
     with _open_store(settings) as store:
@@ -150,7 +163,7 @@ def _run(args: argparse.Namespace, *, follow: bool, resume: bool) -> int:
             ui.error(f"Interrupted; everything committed before the interrupt is kept in {settings.store}.")
             return EXIT_INTERRUPTED
         if getattr(args, "json", False):
-            _print_json(summary.to_json())
+            summary.write_json(sys.stdout)
         elif not settings.quiet or not follow:
             _print_summary(summary, settings.store)
     return 0
@@ -198,8 +211,8 @@ def cmd_search(args: argparse.Namespace) -> int:
         _print_json({"total": page.total, "hits": page.hits})
         return 0
     rows = [[h.get("@timestamp"), h["log"]["level"], h["service"]["name"], h["llmid"]["template_id"],
-             h["message"][:160]] for h in page.hits]
-    ui.print_table(["@timestamp", "level", "service", "template", "message"], rows,
+             (h["llmid"].get("content") or h["message"])[:160]] for h in page.hits]
+    ui.print_table(["@timestamp", "level", "service", "template", "content"], rows,
                    title=f"{page.total} matching records (showing {len(rows)})")
     return 0
 
@@ -244,6 +257,10 @@ def cmd_stats(args: argparse.Namespace) -> int:
     settings = _settings(args)
     with _open_store(settings) as store:
         counts = store.stats()
+        from llmid.workers.deadletter import count as dead_letters
+
+        if failed := dead_letters(store):  # only shown when a worker gave up on something: llmid failures
+            counts["failures"] = failed
     if args.json:
         _print_json(counts)
     else:
@@ -270,6 +287,10 @@ def cmd_eval_parsing(args: argparse.Namespace) -> int:
             import drain3  # noqa: F401
         except ImportError:
             raise ConfigError("The drain3 parser needs the [dev] extra: pip install 'llmid[dev]'.") from None
+    if args.leave_one_out:  # learned structurer, one model per held-out system (issue 3)
+        from llmid.evaluation.parsing_eval import cmd_leave_one_out
+
+        return cmd_leave_one_out(args, _print_json)
     result = run_parsing_eval(args.data, systems=args.systems or None, gt=args.gt, parser=args.parser)
     if args.json:
         _print_json(result)
@@ -279,6 +300,8 @@ def cmd_eval_parsing(args: argparse.Namespace) -> int:
 
 
 # -- argument parser -----------------------------------------------------------------------------------------
+_STRUCTURER_HELP = ("template miner: learned (the structurer model behind the miner's fast paths), baseline "
+                    "(rules only), auto (learned when its model is installed; the default)")
 _FMT_HELP = ("log header template such as '<Date> <Time> <Level> <Component>: <Content>', or a preset name "
              "(HDFS, BGL, syslog, json, ...; see `llmid formats`); default: detect per line")
 
@@ -292,6 +315,13 @@ def _common(p: argparse.ArgumentParser, *, store: bool = True, json_flag: bool =
         p.add_argument("--json", action="store_true", help="print machine-readable JSON instead of a table")
     p.add_argument("--config", metavar="FILE", help="TOML settings file (default ./llmid.toml if present)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or warnings")
+
+
+def _reasoner_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--reasoner", choices=["auto", "learned", "baseline"],
+                   help="root-cause reasoner: the event-graph model (learned), the rule baseline, or auto "
+                        "(default: learned when its model is installed)")
+    p.add_argument("--reasoner-model", metavar="ONNX", help="learned reasoner model file (default: the shipped one)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -310,6 +340,7 @@ def build_parser() -> argparse.ArgumentParser:
                                     "(the Loghub benchmark columns). Nothing is stored.")
     sp.add_argument("file", metavar="FILE", help="log file, .gz, or - for standard input")
     sp.add_argument("--log-format", metavar="FMT", help=_FMT_HELP)
+    sp.add_argument("--structurer", choices=["auto", "learned", "baseline"], help=_STRUCTURER_HELP)
     _common(sp, store=False, json_flag=False)
     sp.set_defaults(func=cmd_parse)
 
@@ -320,6 +351,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("file", metavar="FILE", help="log file, .gz, or - for standard input")
     sp.add_argument("--log-format", metavar="FMT", help=_FMT_HELP)
     sp.add_argument("--window-seconds", type=float, metavar="S", help="reasoning window length (default 300)")
+    _reasoner_args(sp)
+    sp.add_argument("--structurer", choices=["auto", "learned", "baseline"], help=_STRUCTURER_HELP)
     _common(sp)
     sp.set_defaults(func=cmd_analyze)
 
@@ -329,8 +362,13 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("file", metavar="FILE|-", help="log file, .gz, or - for standard input")
     sp.add_argument("--log-format", metavar="FMT", help=_FMT_HELP)
     sp.add_argument("--follow", "-F", action="store_true", help="keep reading appended lines, across rotation")
-    sp.add_argument("--broker", metavar="URL", help="Celery broker URL (redis://..., amqp://...)")
+    sp.add_argument("--broker", metavar="URL", help="Celery broker URL (redis://..., amqp://...); stages run on "
+                                                    "`llmid worker` processes")
+    from llmid.workers.cli import add_ingest_arguments
+
+    add_ingest_arguments(sp)  # --wait, --timeout
     sp.add_argument("--window-seconds", type=float, metavar="S", help="reasoning window length (default 300)")
+    _reasoner_args(sp)
     _common(sp)
     sp.set_defaults(func=cmd_ingest)
 
@@ -389,8 +427,12 @@ def build_parser() -> argparse.ArgumentParser:
     es.add_argument("--systems", nargs="*", metavar="NAME", help="only these systems (default: every one present)")
     es.add_argument("--gt", choices=["corrected", "original", "loghub2"], default="corrected",
                     help="ground-truth variant (default: corrected, Khan et al. ICSE'22)")
-    es.add_argument("--parser", choices=["llmid", "drain3"], default="llmid",
-                    help="parser to score (drain3 needs the [dev] extra)")
+    es.add_argument("--parser", choices=["llmid", "drain3", "learned"], default="llmid",
+                    help="parser to score: llmid (baseline miner), drain3 (needs the [dev] extra), learned "
+                         "(the shipped structurer model; trained on these systems, see --leave-one-out)")
+    from llmid.evaluation.parsing_eval import add_leave_one_out_arguments
+
+    add_leave_one_out_arguments(es)  # --leave-one-out, --ablations, --no-model, --epochs, --cache, --card
     _common(es, store=False)
     es.set_defaults(func=cmd_eval_parsing)
 
@@ -405,6 +447,23 @@ def build_parser() -> argparse.ArgumentParser:
         add_sim = None
     if add_sim is not None:
         add_sim(sub)
+    from llmid.evaluation.rca_cli import add_parser as add_rca_eval
+    from llmid.model_export.reasoner_cli import add_parser as add_reasoner_train
+
+    add_reasoner_train(sub)  # train reasoner (torch is imported only when training runs)
+    from llmid.model_export.cli import add_parser as add_structurer_train
+
+    add_structurer_train(sub)  # train structurer (torch is imported only when training runs)
+    add_rca_eval(sub)  # eval rca
+    from llmid.plugin.webapp.cli import add_parser as add_web
+
+    add_web(sub)  # serve, token, alerts (Flask is imported only when serve runs)
+    from llmid.workers.cli import add_parser as add_workers
+
+    add_workers(sub)  # worker, failures (Celery is imported only when a worker starts or a run is sent)
+    from llmid.plugin.cli import add_parser as add_plugin
+
+    add_plugin(sub)  # install, uninstall, datafeed, export-dashboards (cluster clients are imported lazily)
     return p
 
 

@@ -34,6 +34,12 @@ class Settings:
     """...and at least this many records (a short first window alone says little about normal)."""
     anomaly_threshold: float = 0.5
     """Window anomaly score at or above which an incident is raised."""
+    reasoner: str = "auto"
+    """Which reasoner scores windows: "learned" (the event-graph model, models/reasoner.onnx), "baseline"
+    (the rule-based reference: novelty + Poisson surprise, earliest anomalous event first), or "auto"
+    (learned when the model file is installed, else baseline)."""
+    reasoner_model: str | None = None
+    """Path of a learned reasoner ONNX model (its card JSON beside it); None = the shipped one."""
     batch_size: int = 1000
     """Records per engine batch and per store transaction."""
     max_line_bytes: int = 65536
@@ -41,10 +47,24 @@ class Settings:
     similarity: float = 0.7
     """Template miner: share of a line's tokens that must equal the template's (masked values count as equal)
     for the line to join it; 0.7 was chosen on the 12 Loghub-2k systems present, see benchmarks/RESULTS.md."""
+    structurer: str = "auto"
+    """Which structurer mines templates: "learned" (models/structurer.onnx behind the miner's fast paths),
+    "baseline" (the rule-based miner), or "auto" (learned when the model file is installed, else baseline)."""
+    structurer_model: str | None = None
+    """Path of a structurer ONNX model; None = the shipped one (or $LLMID_STRUCTURER_MODEL)."""
     confidence_floor: float = 0.3
     """Safety gate: below this confidence mean only escalate_to_human is allowed."""
     broker: str | None = None
     """Celery broker URL for scale-out; None = run every stage in-process."""
+    broker_max_inflight: int = 16
+    """`ingest --broker` waits (backpressure) while this many chunks are sent but not yet structured."""
+    broker_visibility_timeout: float = 300.0
+    """Seconds before Redis hands a message that a dead worker had taken to another worker."""
+    broker_retries: int = 8
+    """Retries (exponential backoff, up to a minute apart) of a message failing on store errors before it is
+    dead-lettered; other errors get 2."""
+    broker_stall_seconds: float = 30.0
+    """`ingest --broker --wait` re-sends unfinished work after this long without progress (lost messages)."""
     quiet: bool = False
     """No progress bars or warnings."""
 

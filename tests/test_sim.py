@@ -86,7 +86,7 @@ def test_each_fault_truth_points_at_its_root_cause(fault_type: str) -> None:
     normal_end = max(r.line for r in sc.records if r.ts <= root.ts - 60)
     assert t["root_cause_line"] > normal_end
     assert t["chain_lines"] == sorted(t["chain_lines"])
-    assert len(t["chain_lines"]) == len(fault.symptoms)
+    assert 2 <= len(t["chain_lines"]) <= len(fault.symptoms)  # a later stage is sometimes missing
     assert min(t["chain_lines"]) > t["root_cause_line"]
     # symptoms are louder: more lines, at least as severe
     symptoms = [r for r in sc.records if r.role == "symptom"]

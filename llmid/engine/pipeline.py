@@ -13,7 +13,7 @@ from typing import Any
 from llmid.config import Settings
 from llmid.documents import Batch, LogRecord
 from llmid.engine.planner import KeywordPlanner, Planner
-from llmid.engine.reasoner import BaselineReasoner, Reasoner
+from llmid.engine.reasoner import Reasoner, make_reasoner
 from llmid.engine.safety import SafetyGate
 from llmid.engine.structurer import STATE_KEY, Structurer
 from llmid.engine.windows import Window, Windower
@@ -29,13 +29,17 @@ class Pipeline:
                  gate: SafetyGate | None = None) -> None:
         state = state or {}
         self.settings = settings
-        self.structurer = Structurer.from_state(state.get(STATE_KEY), settings.similarity)
+        self.structurer = Structurer.from_state(state.get(STATE_KEY), settings.similarity,
+                                                settings.structurer, settings.structurer_model)
         self.windower = Windower(settings.window_seconds, settings.window_max_lines)
-        self.reasoner: Reasoner = reasoner or BaselineReasoner(settings)
+        self.reasoner: Reasoner = reasoner or make_reasoner(settings)
         self.planner: Planner = planner or KeywordPlanner()
         self.gate = gate or SafetyGate.from_settings(settings)
         if state.get(REASONER_STATE_KEY):
-            self.reasoner.load_state(state[REASONER_STATE_KEY])
+            try:
+                self.reasoner.load_state(state[REASONER_STATE_KEY])
+            except ValueError:  # history of the other reasoner (--reasoner changed): this one starts afresh
+                pass
 
     def feed(self, records: list[LogRecord]) -> Batch:
         self.structurer.structure(records)

@@ -29,12 +29,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from llmid.config import Settings
 from llmid.documents import Incident, RankedEvent, stable_id
 from llmid.engine.graph import Event, build_events, errorish, event_key, level_rank
 from llmid.engine.windows import Window
+from llmid.errors import ConfigError
+
+REASONERS = ("auto", "learned", "baseline")
 
 
 class Reasoner(Protocol):
@@ -258,3 +262,19 @@ class BaselineReasoner:
         if state.get("method", self.METHOD) != self.METHOD or int(state.get("version", 1)) != self.STATE_VERSION:
             raise ValueError("Reasoner state was written by a different reasoner or version.")
         self.histories = {str(src): SourceHistory.from_json(h) for src, h in state.get("sources", {}).items()}
+
+
+def make_reasoner(settings: Settings) -> Reasoner:
+    """The reasoner `settings.reasoner` names: "learned" (default; models/reasoner.onnx or
+    `settings.reasoner_model`) or "baseline"."""
+    kind = (settings.reasoner or "auto").strip().lower()
+    if kind == "auto":  # the learned model when it is installed, else the baseline
+        shipped = Path(__file__).resolve().parents[1] / "models" / "reasoner.onnx"
+        kind = "learned" if settings.reasoner_model or shipped.is_file() else "baseline"
+    if kind == "baseline":
+        return BaselineReasoner(settings)
+    if kind == "learned":
+        from llmid.engine.reasoner_learned import LearnedReasoner
+
+        return LearnedReasoner(settings, model_path=settings.reasoner_model or None)
+    raise ConfigError(f"Unknown reasoner {settings.reasoner!r}: use {' or '.join(REASONERS)}.")

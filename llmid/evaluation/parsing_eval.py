@@ -31,7 +31,9 @@ __all__ = [
     "gt_paths",
     "load_gt",
     "parse_drain3",
+    "parse_learned",
     "parse_llmid",
+    "run_leave_one_out",
     "run_parsing_eval",
 ]
 
@@ -41,7 +43,7 @@ SYSTEMS: tuple[str, ...] = (
     "Linux", "Android", "HealthApp", "Apache", "Proxifier", "OpenSSH", "OpenStack", "Mac",
 )
 GT_VARIANTS: tuple[str, ...] = ("corrected", "original", "loghub2")
-PARSERS: tuple[str, ...] = ("llmid", "drain3")
+PARSERS: tuple[str, ...] = ("llmid", "drain3", "learned")
 DEFAULT_DATA_DIR = os.environ.get("LLMID_LOGHUB2K_DIR", "../shared/data/loghub2k")
 _METRICS = ("GA", "FGA", "PA", "FTA", "PTA", "RTA")
 _MAX_MISMATCH_EXAMPLES = 5
@@ -120,6 +122,20 @@ def parse_llmid(contents: list[str]) -> list[str]:
     return [final[tid] for tid in ids]
 
 
+def parse_learned(contents: list[str], model_path: str | None = None, batch: int = 1000,
+                  **options: Any) -> list[str]:
+    """Templates from the learned structurer (the shipped model, or `model_path`), fed in batches as the
+    pipeline feeds it: the final template of each line's group at the end of the stream."""
+    from llmid.engine.structurer import LearnedMiner, Tagger
+
+    miner = LearnedMiner(tagger=Tagger(model_path, threads=1), **options)
+    ids: list[str] = []
+    for i in range(0, len(contents), batch):
+        ids.extend(m.template_id for m in miner.add_batch(contents[i:i + batch]))
+    final = {tid: miner.template(tid) for tid in set(ids)}
+    return [final[tid] for tid in ids]
+
+
 def new_drain3_miner() -> Any:
     """drain3 miner with config A_default: library defaults, no masking, no drain3.ini lookup.
 
@@ -150,6 +166,9 @@ def _get_parser(parser: str) -> Parser:
     if parser == "drain3":
         import drain3  # noqa: F401
         return parse_drain3
+    if parser == "learned":
+        import onnxruntime  # noqa: F401
+        return parse_learned
     raise ValueError(f"unknown parser {parser!r}; expected one of {PARSERS}")
 
 
@@ -190,8 +209,10 @@ def run_parsing_eval(
     data_dir: str = DEFAULT_DATA_DIR,
     systems: list[str] | None = None,
     gt: str = "corrected",
-    parser: str = "llmid",
+    parser: str | Parser = "llmid",
     progress: Callable[[dict[str, Any]], None] | None = None,
+    parsers_by_system: dict[str, Parser] | None = None,
+    name: str | None = None,
 ) -> dict[str, Any]:
     """Parse and score every present system; returns per-system rows, an unweighted mean row, metadata.
 
@@ -199,14 +220,14 @@ def run_parsing_eval(
     included, as in the published figures), not file reading or scoring. ``progress`` is called with each
     finished row. Missing systems are skipped and listed under ``missing``.
     """
-    parse = _get_parser(parser)
+    parse = parser if callable(parser) else _get_parser(parser)
     if gt not in GT_VARIANTS:
         raise ValueError(f"unknown gt variant {gt!r}; expected one of {GT_VARIANTS}")
     wanted = list(systems) if systems is not None else list(SYSTEMS)
     present = available_systems(data_dir, gt, wanted)
     rows: list[dict[str, Any]] = []
     for system in present:
-        row = _eval_system(data_dir, system, gt, parse)
+        row = _eval_system(data_dir, system, gt, (parsers_by_system or {}).get(system, parse))
         rows.append(row)
         if progress is not None:
             progress(row)
@@ -215,7 +236,7 @@ def run_parsing_eval(
         mean[key] = sum(r[key] for r in rows) / len(rows) if rows else 0.0
     mean["seconds"] = sum(r["seconds"] for r in rows)
     return {
-        "parser": parser,
+        "parser": name or (parser if isinstance(parser, str) else getattr(parser, "__name__", "parser")),
         "gt": gt,
         "data_dir": os.path.abspath(data_dir),
         "systems": rows,
@@ -299,3 +320,172 @@ def format_comparison(results: list[dict[str, Any]]) -> str:
     lines = ["  ".join(f(c, w) for f, c, w in zip(fmt, row, widths, strict=True)) for row in [header, *body]]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return f"gt={results[0]['gt']}\n" + "\n".join(lines)
+
+
+# -- leave-one-system-out evaluation of the learned structurer ----------------------------------------------
+ABLATIONS: dict[str, dict[str, Any]] = {
+    "learned": {},
+    "learned:mean-pool": {"fam": False},
+    "learned:window-3": {"windows": (3,)},
+}
+"""Model variants of the leave-one-out run: the full model (fuzzy-matching attention over windows of 3, 5
+and 7 tokens) and the paper's ablations (attention replaced by mean pooling; windows {3} only)."""
+
+
+def run_leave_one_out(
+    data_dir: str = DEFAULT_DATA_DIR,
+    systems: list[str] | None = None,
+    gt: str = "corrected",
+    variants: Iterable[str] = ("learned",),
+    baselines: Iterable[str] = ("llmid", "drain3"),
+    no_model: bool = False,
+    epochs: int | None = None,
+    cache_dir: str | None = None,
+    progress: Callable[[str, dict[str, Any]], None] | None = None,
+    log: Callable[[str], None] | None = None,
+    train_config: Any = None,
+) -> list[dict[str, Any]]:
+    """For each present system, a model trained on the other present systems parses it (models cached by
+    configuration and data, so a re-run only evaluates); the baseline parsers run through the same evaluator
+    in the same call. `no_model` adds the learned miner without a model (generic masks, no learned gate): what
+    the model itself contributes. Returns one result per parser, as `run_parsing_eval` does."""
+    from llmid.model_export.structurer_model import ModelConfig
+    from llmid.model_export.structurer_train import TrainConfig, cached_model
+
+    present = available_systems(data_dir, "corrected", systems)
+    results: list[dict[str, Any]] = []
+    for variant in variants:
+        if variant not in ABLATIONS:
+            raise ValueError(f"unknown variant {variant!r}; expected one of {tuple(ABLATIONS)}")
+        if train_config is not None:  # tests: a tiny configuration, the variant's ablation applied to it
+            import dataclasses
+
+            cfg = dataclasses.replace(train_config,
+                                      model=dataclasses.replace(train_config.model, **ABLATIONS[variant]))
+        else:
+            cfg = TrainConfig(model=ModelConfig(**ABLATIONS[variant]))
+        if epochs is not None:
+            cfg.epochs = epochs
+        per_system: dict[str, Parser] = {}
+        folds: dict[str, Any] = {}
+        for held in present:
+            train_on = [s for s in present if s != held]
+            if log is not None:
+                log(f"{variant}: model without {held} (trained on {len(train_on)} systems)")
+            onnx_path, stats = cached_model(data_dir, train_on, cfg, cache_dir, log)
+            folds[held] = {"model": onnx_path, "train_seconds": stats.get("seconds"),
+                           "train_lines": stats.get("train_lines")}
+            per_system[held] = _bind_model(onnx_path)
+        res = run_parsing_eval(data_dir, present, gt, parse_learned, parsers_by_system=per_system, name=variant,
+                               progress=(lambda row, v=variant: progress(v, row)) if progress else None)
+        res["folds"] = folds
+        res["train_config"] = cfg.to_json()
+        results.append(res)
+    if no_model:
+        from llmid.engine.structurer import LearnedMiner
+
+        def parse_no_model(contents: list[str]) -> list[str]:
+            miner = LearnedMiner(tagger=None)
+            ids = [m.template_id for m in miner.add_batch(contents)]
+            return [miner.template(t) for t in ids]
+
+        results.append(run_parsing_eval(data_dir, present, gt, parse_no_model, name="learned:no-model",
+                                        progress=(lambda row: progress("learned:no-model", row))
+                                        if progress else None))
+    for name in baselines:
+        results.append(run_parsing_eval(data_dir, present, gt, name,
+                                        progress=(lambda row, n=name: progress(n, row)) if progress else None))
+    return results
+
+
+def _bind_model(onnx_path: str) -> Parser:
+    def parse(contents: list[str]) -> list[str]:
+        return parse_learned(contents, onnx_path)
+
+    return parse
+
+
+def add_leave_one_out_arguments(p: Any) -> None:
+    p.add_argument("--leave-one-out", action="store_true",
+                   help="learned structurer, leave-one-system-out: each system parsed by a model trained on the "
+                        "others (models trained once and cached; needs the [train] extra to train), beside the "
+                        "baseline miner and drain3")
+    p.add_argument("--ablations", action="store_true",
+                   help="with --leave-one-out: also the ablated models (fuzzy-matching attention replaced by mean "
+                        "pooling; windows {3} only) and the learned miner without a model")
+    p.add_argument("--epochs", type=int, help="with --leave-one-out: training epochs of each fold model")
+    p.add_argument("--cache", metavar="DIR", help="with --leave-one-out: model cache (default ~/.cache/llmid/"
+                                                  "structurer, or $LLMID_CACHE_DIR)")
+    p.add_argument("--card", metavar="FILE", help="with --leave-one-out: write the table into this model card's "
+                                                  "metrics (e.g. llmid/models/structurer.card.json)")
+
+
+def cmd_leave_one_out(args: Any, print_json: Callable[[Any], None]) -> int:
+    """`llmid eval parsing --leave-one-out [--ablations]`: tables on stdout, progress on stderr."""
+    import sys
+
+    try:
+        import drain3  # noqa: F401
+        baselines: tuple[str, ...] = ("llmid", "drain3")
+    except ImportError:
+        baselines = ("llmid",)
+        print("drain3 is not installed (the [dev] extra): comparing with the baseline miner only",
+              file=sys.stderr)
+    variants = tuple(ABLATIONS) if args.ablations else ("learned",)
+    quiet = getattr(args, "quiet", False)
+
+    def log(msg: str) -> None:
+        if not quiet:
+            print(msg, file=sys.stderr, flush=True)
+
+    results = run_leave_one_out(args.data, args.systems or None, args.gt, variants, baselines,
+                                no_model=args.ablations, epochs=args.epochs, cache_dir=args.cache,
+                                log=log if not quiet else None)
+    if args.card:
+        _write_card_metrics(args.card, results, args.gt)
+    if args.json:
+        print_json(results)
+        return 0
+    print(format_comparison(results))
+    print()
+    print(format_means(results))
+    for res in results:
+        if res.get("missing"):
+            print(f"missing (skipped): {', '.join(res['missing'])}")
+            break
+    return 0
+
+
+def format_means(results: list[dict[str, Any]]) -> str:
+    """One line per parser: the unweighted means over the systems."""
+    width = max(len(r["parser"]) for r in results)
+    lines = [f"{'mean of ' + str(len(results[0]['systems'])) + ' systems':{width + 2}s}"
+             f"   GA    FGA    PA     FTA"]
+    for r in results:
+        m = r["mean"]
+        lines.append(f"{r['parser']:{width + 2}s} {m['GA']:.3f}  {m['FGA']:.3f}  {m['PA']:.3f}  {m['FTA']:.3f}")
+    return "\n".join(lines)
+
+
+def _write_card_metrics(card_path: str, results: list[dict[str, Any]], gt: str) -> None:
+    import json
+
+    try:
+        with open(card_path, encoding="utf-8") as fh:
+            card = json.load(fh)
+    except (OSError, ValueError):
+        card = {}
+    table = {}
+    for r in results:
+        table[r["parser"]] = {
+            "mean": {k: round(r["mean"][k], 4) for k in ("GA", "FGA", "PA", "FTA")},
+            "systems": {row["system"]: {k: round(row[k], 4) for k in ("GA", "FGA", "PA", "FTA")}
+                        for row in r["systems"]},
+        }
+    card.setdefault("metrics", {})["leave_one_out"] = {
+        "command": "llmid eval parsing --data ../shared/data/loghub2k --leave-one-out"
+                   + (" --ablations" if len(results) > 3 else ""),
+        "ground_truth": gt, "parsers": table}
+    with open(card_path, "w", encoding="utf-8") as fh:
+        json.dump(card, fh, indent=2)
+        fh.write("\n")

@@ -138,5 +138,42 @@ RARE: tuple[tuple[str, Line], ...] = (
     ("data-loader", Line(1, "WARN", "shard index for split 'validation' rebuilt ({big} entries)")),
     ("gateway", Line(1, "ERROR", "invalid JSON body from {ip}: Expecting ',' delimiter at char {n}")),
     ("host", Line(1, "INFO", "rotating /var/log/syslog", program="logrotate")),
+    ("gateway", Line(1, "INFO", "configuration reloaded: {n} routes, {rows} upstream clusters")),
+    ("auth", Line(1, "INFO", "rotated signing key, new kid {rid}")),
+    ("scheduler", Line(1, "WARN", "node {node} cordoned by admin {user} for maintenance")),
+    ("job-controller", Line(1, "ERROR", "job {job} cancelled by user {user}")),
+    ("trainer", Line(1, "WARN", "[Rank {rank}] NaN detected in loss at step {step}, batch skipped")),
+    ("parameter-server", Line(1, "INFO", "rebalanced {n} parameter shards across servers")),
+    ("metadata-db", Line(1, "WARN", "could not obtain lock on relation {table}, autovacuum skipped")),
+    ("cache", Line(1, "INFO", "DB saved on disk, {big} changes in {ms}ms")),
+    ("model-serving", Line(1, "WARN", "model {model} unloaded after {n} minutes idle")),
+    ("object-storage", Line(1, "ERROR", "AccessDenied for anonymous GET /public-assets/{shard}.png from {ip}")),
+    ("host", Line(1, "ERROR", "audit: backlog limit exceeded", program="kernel")),
+    ("data-loader", Line(1, "INFO", "tokenizer vocabulary reloaded ({big} entries)")),
+    ("gateway", Line(1, "WARN", "TLS client hello with unsupported protocol version from {ip}")),
+    ("auth", Line(1, "ERROR", "OIDC discovery document refresh failed, keeping cached copy (HTTP 502)")),
+    ("scheduler", Line(1, "INFO", "quota report: {n} GPUs in use of 512")),
+    ("nfs", Line(1, "WARN", "RPC: fragment too large: {big}", program="kernel")),
+    ("job-controller", Line(1, "WARN", "deprecated field spec.gpus used by {job}, use spec.resources")),
+    ("trainer", Line(1, "INFO", "[Rank {rank}] profiler trace written to /tmp/prof-{step}.json")),
+    ("model-serving", Line(1, "ERROR", "client disconnected during stream of {rid}: broken pipe")),
+    ("host", Line(1, "INFO", "pam_unix(sudo:session): session opened for user root by {user}(uid=0)",
+                  program="sudo")),
+    ("cache", Line(1, "WARN", "replica 10.2.{n}.4:6379 asks for synchronization, partial resync accepted")),
+    ("metadata-db", Line(1, "INFO", "checkpoint starting: time")),
+    ("parameter-server", Line(1, "WARN", "gradient compression disabled for {n} tensors (too small)")),
+    ("data-loader", Line(1, "ERROR", "corrupt sample {big} in shard {shard} skipped (bad JPEG header)")),
 )
-"""One-off benign events, so the root cause is never the only line of its kind."""
+"""One-off benign events, so the root cause is never the only line of its kind. The last third is held out
+(`faults.split_phrasings`): "test" scenarios get benign one-offs that training never saw."""
+
+CHANGES: tuple[tuple[str, Line], ...] = (
+    ("cache", Line(1, "INFO", "deployed version v{ver} of cache-exporter (build {big})")),
+    ("gateway", Line(1, "INFO", "rollout complete: gateway v{ver} now serving 100% of traffic")),
+    ("auth", Line(1, "INFO", "feature flag {key} enabled for {pct}% of users")),
+    ("scheduler", Line(1, "INFO", "config /etc/scheduler/priorities.yaml reloaded (rev {n})")),
+    ("metadata-db", Line(1, "INFO", "ALTER TABLE {table} ADD COLUMN completed in {ms}ms")),
+    ("object-storage", Line(1, "INFO", "bucket policy for tmp-artifacts updated by {user}")),
+)
+"""Harmless changes (deploys, config reloads, migrations) that an operator makes while the platform is healthy;
+the simulator sometimes puts one just before a fault starts, as the coincidences of real incidents do."""
