@@ -47,9 +47,11 @@ class Settings:
     similarity: float = 0.7
     """Template miner: share of a line's tokens that must equal the template's (masked values count as equal)
     for the line to join it; 0.7 was chosen on the 12 Loghub-2k systems present, see benchmarks/RESULTS.md."""
-    structurer: str = "auto"
+    structurer: str = "baseline"
     """Which structurer mines templates: "learned" (models/structurer.onnx behind the miner's fast paths),
-    "baseline" (the rule-based miner), or "auto" (learned when the model file is installed, else baseline)."""
+    "baseline" (the rule-based miner, the default until the learned one is validated end to end: its batched model
+    calls must give the same templates in-process, on workers and on cluster runs), or "auto" (learned when the
+    model file is installed)."""
     structurer_model: str | None = None
     """Path of a structurer ONNX model; None = the shipped one (or $LLMID_STRUCTURER_MODEL)."""
     confidence_floor: float = 0.3
