@@ -38,6 +38,10 @@ def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
         "reasoner": getattr(args, "reasoner", None),
         "reasoner_model": getattr(args, "reasoner_model", None),
         "structurer": getattr(args, "structurer", None),
+        "planner": getattr(args, "planner", None),
+        "planner_model": getattr(args, "planner_model", None),
+        "safety_policy": getattr(args, "safety_policy", None),
+        "execute": True if getattr(args, "execute", False) else None,
     }
     flags.update(extra)
     return load_settings({k: v for k, v in flags.items() if v is not None}, getattr(args, "config", None))
@@ -322,6 +326,12 @@ def _reasoner_args(p: argparse.ArgumentParser) -> None:
                    help="root-cause reasoner: the event-graph model (learned), the rule baseline, or auto "
                         "(default: learned when its model is installed)")
     p.add_argument("--reasoner-model", metavar="ONNX", help="learned reasoner model file (default: the shipped one)")
+    p.add_argument("--planner", choices=["auto", "learned", "baseline"],
+                   help="recovery planner: the actor-critic model (learned), the keyword runbook (baseline), or "
+                        "auto (default: learned when its model is installed)")
+    p.add_argument("--planner-model", metavar="ONNX", help="learned planner model file (default: the shipped one)")
+    p.add_argument("--safety-policy", metavar="FILE",
+                   help="safety policy (TOML or JSON) the gate applies to every recommendation")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -455,6 +465,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_structurer_train(sub)  # train structurer (torch is imported only when training runs)
     add_rca_eval(sub)  # eval rca
+    from llmid.evaluation.planner_cli import add_parser as add_planner_eval
+    from llmid.model_export.planner_cli import add_parser as add_planner_train
+
+    add_planner_train(sub)  # train planner (torch is imported only when training runs)
+    add_planner_eval(sub)  # eval planner
+    from llmid.plugin.executors import add_parser as add_execute
+
+    add_execute(sub)  # execute (gate + executor hook; runs nothing unless --execute)
     from llmid.plugin.webapp.cli import add_parser as add_web
 
     add_web(sub)  # serve, token, alerts (Flask is imported only when serve runs)

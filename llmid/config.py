@@ -56,6 +56,16 @@ class Settings:
     """Path of a structurer ONNX model; None = the shipped one (or $LLMID_STRUCTURER_MODEL)."""
     confidence_floor: float = 0.3
     """Safety gate: below this confidence mean only escalate_to_human is allowed."""
+    planner: str = "auto"
+    """Which planner recommends recovery actions: "learned" (the actor-critic, models/planner.onnx), "baseline"
+    (the keyword runbook) or "auto" (learned when the model file is installed, else baseline)."""
+    planner_model: str | None = None
+    """Path of a learned planner ONNX model (its card JSON beside it); None = the shipped one."""
+    safety_policy: str | None = None
+    """Safety policy file (TOML or JSON: allow-lists, blast radius, rate limits, maintenance windows, confidence
+    floor, executors); None = the built-in baseline policy."""
+    execute: bool = False
+    """Run approved actions through the policy's executor hooks. Off unless switched on explicitly."""
     broker: str | None = None
     """Celery broker URL for scale-out; None = run every stage in-process."""
     broker_max_inflight: int = 16

@@ -12,7 +12,7 @@ from typing import Any
 
 from llmid.config import Settings
 from llmid.documents import Batch, LogRecord
-from llmid.engine.planner import KeywordPlanner, Planner
+from llmid.engine.planner import Planner, make_planner
 from llmid.engine.reasoner import Reasoner, make_reasoner
 from llmid.engine.safety import SafetyGate
 from llmid.engine.structurer import STATE_KEY, Structurer
@@ -33,7 +33,7 @@ class Pipeline:
                                                 settings.structurer, settings.structurer_model)
         self.windower = Windower(settings.window_seconds, settings.window_max_lines)
         self.reasoner: Reasoner = reasoner or make_reasoner(settings)
-        self.planner: Planner = planner or KeywordPlanner()
+        self.planner: Planner = planner or make_planner(settings)
         self.gate = gate or SafetyGate.from_settings(settings)
         if state.get(REASONER_STATE_KEY):
             try:
@@ -67,7 +67,7 @@ class Pipeline:
             batch.records.extend(win.records)
             if incident is not None:
                 batch.incidents.append(incident)
-                batch.recommendations.extend(self.gate.assess(r) for r in self.planner.recommend(incident))
+                batch.recommendations.extend(self.gate.assess(r) for r in self.planner.recommend(incident, win.records))
         batch.templates = self.structurer.take_changed_templates()
         return batch
 

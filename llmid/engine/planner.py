@@ -15,17 +15,46 @@ With no match the recommendation is escalate_to_human with Beta(1, 1).
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
-from llmid.documents import ACTIONS, Incident, RankedEvent, Recommendation, stable_id
+from llmid.documents import ACTIONS, Incident, LogRecord, RankedEvent, Recommendation, stable_id
 from llmid.engine.beta import beta_confidence
+from llmid.errors import ConfigError
+
+if TYPE_CHECKING:
+    from llmid.config import Settings
+
+PLANNERS = ("auto", "learned", "baseline")
 
 
 class Planner(Protocol):
-    """What the pipeline needs from any planner (baseline or learned)."""
+    """What the pipeline needs from any planner (baseline or learned). `records` are the incident window's
+    records (the learned planner reads target names such as a job id from their parameters); optional."""
 
-    def recommend(self, incident: Incident) -> list[Recommendation]: ...
+    def recommend(self, incident: Incident, records: Sequence[LogRecord] | None = None) -> list[Recommendation]: ...
+
+
+def make_planner(settings: Settings) -> Planner:
+    """The planner `settings.planner` names: "auto" (learned when models/planner.onnx or `planner_model` is
+    there, else the keyword baseline), "learned" or "baseline" — mirrors `make_reasoner`."""
+    kind = (getattr(settings, "planner", None) or "auto").strip().lower()
+    model = getattr(settings, "planner_model", None)
+    if kind == "auto":
+        shipped = Path(__file__).resolve().parents[1] / "models" / "planner.onnx"
+        kind = "learned" if model or shipped.is_file() else "baseline"
+    if kind == "baseline":
+        return KeywordPlanner()
+    if kind == "learned":
+        from llmid.engine.planner_learned import LearnedPlanner
+
+        try:
+            return LearnedPlanner(model or None)
+        except FileNotFoundError as e:
+            raise ConfigError(str(e)) from None
+    raise ConfigError(f"Unknown planner {settings.planner!r}: use {' or '.join(PLANNERS)}.")
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +135,7 @@ class KeywordPlanner:
             return rc.host or rc.service
         return rc.service or rc.host
 
-    def recommend(self, incident: Incident) -> list[Recommendation]:
+    def recommend(self, incident: Incident, records: Sequence[LogRecord] | None = None) -> list[Recommendation]:
         """One recommendation: the best-supported action, the others (and escalation) as alternatives."""
         weight, why = self._evidence(incident)
         total = sum(weight.values())

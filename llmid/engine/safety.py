@@ -1,20 +1,47 @@
 """What may be recommended or executed, and why not: the safety gate between planner and operator.
 
 The gate only *labels* recommendations (`allowed`, `needs_approval`, `blocked`, with reasons in plain
-sentences); nothing is ever executed here. The baseline policy: escalate_to_human is always allowed; every other
-action below the confidence floor is blocked; disruptive actions need approval. `SafetyPolicy` already holds the
-knobs the full policy file will set (per-service allow-lists, rate limits, maintenance windows), so reading that
-file later changes only `SafetyPolicy` construction, not the gate.
+sentences); nothing is ever executed here (executors are hooks in `plugin/executors.py`, off by default). The
+baseline policy: escalate_to_human is always allowed; every other action below the confidence floor is blocked;
+disruptive actions need approval. A policy file (`SafetyPolicy.load`, TOML or JSON) sets every knob:
+
+```toml
+confidence_floor = 0.5                 # below it only escalate_to_human is allowed
+disruptive = ["drain_node", "failover_database", "rollback_deploy"]   # always need approval
+
+[allowed_actions]                      # per service/host allow-list; a target not listed allows every action
+metadata-db = ["failover_database", "escalate_to_human"]
+
+[blast_radius]                         # distinct targets per action per hour; beyond it: blocked
+drain_node = 2                         # never drain more than 2 nodes an hour
+restart_service = 3
+
+[max_per_hour]                         # the same action on the same target per hour; beyond it: needs approval
+restart_service = 6
+
+[[maintenance_windows]]                # automation held (needs approval) inside these
+daily = "02:00-04:00"                  # UTC, every day; or start/end as ISO-8601 times
+targets = ["metadata-db"]              # omitted = all targets
+
+[executor]                             # what runs an approved action (only with execution switched on)
+command = ["/usr/local/bin/remediate", "{action}", "{target}"]   # or: webhook = "https://..."
+```
 """
 
 from __future__ import annotations
 
+import json
 import time
+import tomllib
 from collections import deque
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
 from llmid.config import Settings
 from llmid.documents import ACTIONS, Recommendation
+from llmid.errors import ConfigError
 
 SAFE_ACTION = "escalate_to_human"
 DISRUPTIVE_ACTIONS: frozenset[str] = frozenset({"drain_node", "failover_database", "rollback_deploy"})
@@ -29,10 +56,46 @@ class MaintenanceWindow:
     end: float
     targets: list[str] | None = None
     """Services or hosts it covers; None = all."""
+    daily: tuple[int, int] | None = None
+    """Minutes after midnight UTC (from, to) when the window repeats every day; start/end are then ignored."""
 
     def covers(self, target: str | None, now: float) -> bool:
-        in_time = self.start <= now < self.end
+        if self.daily is not None:
+            t = datetime.fromtimestamp(now, UTC)
+            m = t.hour * 60 + t.minute
+            lo, hi = self.daily
+            in_time = lo <= m < hi if lo <= hi else (m >= lo or m < hi)
+        else:
+            in_time = self.start <= now < self.end
         return in_time and (self.targets is None or (target is not None and target in self.targets))
+
+    @classmethod
+    def from_doc(cls, d: dict[str, Any]) -> MaintenanceWindow:
+        """{"daily": "HH:MM-HH:MM"} or {"start": ISO|epoch, "end": ISO|epoch}, with optional "targets"."""
+        targets = list(d["targets"]) if d.get("targets") is not None else None
+        if "daily" in d:
+            try:
+                a, b = (x.strip() for x in str(d["daily"]).split("-"))
+                lo = int(a.split(":")[0]) * 60 + int(a.split(":")[1])
+                hi = int(b.split(":")[0]) * 60 + int(b.split(":")[1])
+            except (ValueError, IndexError):
+                raise ConfigError(f"Maintenance window daily = {d['daily']!r} is not 'HH:MM-HH:MM'.") from None
+            return cls(0.0, 0.0, targets, (lo, hi))
+        if "start" not in d or "end" not in d:
+            raise ConfigError("A maintenance window needs daily = 'HH:MM-HH:MM' or both start and end.")
+        return cls(_when(d["start"]), _when(d["end"]), targets)
+
+
+def _when(v: Any) -> float:
+    if isinstance(v, int | float):
+        return float(v)
+    if isinstance(v, datetime):
+        return (v if v.tzinfo else v.replace(tzinfo=UTC)).timestamp()
+    try:
+        t = datetime.fromisoformat(str(v).replace("Z", "+00:00"))
+    except ValueError:
+        raise ConfigError(f"{v!r} is not an ISO-8601 time.") from None
+    return (t if t.tzinfo else t.replace(tzinfo=UTC)).timestamp()
 
 
 @dataclass(slots=True)
@@ -46,6 +109,64 @@ class SafetyPolicy:
     max_per_hour: dict[str, int] = field(default_factory=lambda: {"restart_service": 6, "drain_node": 2})
     """Rate limits per action and target over the last hour; beyond them an action needs approval."""
     maintenance_windows: list[MaintenanceWindow] = field(default_factory=list)
+    blast_radius: dict[str, int] = field(default_factory=dict)
+    """Most distinct targets an action may hit in an hour (e.g. drain_node: 2 nodes); beyond it: blocked."""
+    executor: dict[str, Any] = field(default_factory=dict)
+    """Hook that runs approved actions: {"webhook": URL} or {"command": [argv with {action} {target}]}."""
+    source: str | None = None
+    """The policy file it was read from (None = built-in)."""
+
+    KEYS = frozenset({"confidence_floor", "disruptive", "allowed_actions", "max_per_hour", "maintenance_windows",
+                      "blast_radius", "executor"})
+
+    @classmethod
+    def load(cls, path: str | Path, confidence_floor: float | None = None) -> SafetyPolicy:
+        """Read a TOML (`.toml`) or JSON policy file; unknown keys or actions are errors, not silently ignored."""
+        p = Path(path)
+        try:
+            text = p.read_text(encoding="utf-8")
+            doc = json.loads(text) if p.suffix.lower() == ".json" else tomllib.loads(text)
+        except OSError as e:
+            raise ConfigError(f"Cannot read the safety policy {p}: {e.strerror or e}.") from None
+        except (ValueError, tomllib.TOMLDecodeError) as e:
+            raise ConfigError(f"The safety policy {p} is not valid {p.suffix.lstrip('.') or 'TOML'}: {e}.") from None
+        return cls.from_doc(doc, source=str(p), confidence_floor=confidence_floor)
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any], source: str | None = None,
+                 confidence_floor: float | None = None) -> SafetyPolicy:
+        unknown = set(doc) - cls.KEYS
+        if unknown:
+            raise ConfigError(f"Unknown safety policy key(s): {', '.join(sorted(unknown))}.")
+        pol = cls(source=source)
+        if confidence_floor is not None:
+            pol.confidence_floor = float(confidence_floor)
+        if "confidence_floor" in doc:
+            pol.confidence_floor = float(doc["confidence_floor"])
+        if not 0.0 <= pol.confidence_floor <= 1.0:
+            raise ConfigError(f"confidence_floor must be in [0, 1], got {pol.confidence_floor}.")
+
+        def actions(xs: Any, where: str) -> list[str]:
+            bad = [a for a in xs if a not in ACTIONS]
+            if bad:
+                raise ConfigError(f"Unknown action(s) in {where}: {', '.join(map(str, bad))}.")
+            return list(xs)
+
+        if "disruptive" in doc:
+            pol.disruptive = frozenset(actions(doc["disruptive"], "disruptive"))
+        pol.allowed_actions = {str(t): actions(v, f"allowed_actions.{t}")
+                               for t, v in (doc.get("allowed_actions") or {}).items()}
+        if "max_per_hour" in doc:
+            actions(doc["max_per_hour"], "max_per_hour")
+            pol.max_per_hour = {a: int(n) for a, n in doc["max_per_hour"].items()}
+        actions(doc.get("blast_radius") or {}, "blast_radius")
+        pol.blast_radius = {a: int(n) for a, n in (doc.get("blast_radius") or {}).items()}
+        pol.maintenance_windows = [MaintenanceWindow.from_doc(w) for w in doc.get("maintenance_windows") or []]
+        ex = dict(doc.get("executor") or {})
+        if ex and not ({"webhook", "command"} & set(ex)):
+            raise ConfigError("executor needs webhook = URL or command = [argv].")
+        pol.executor = ex
+        return pol
 
 
 class SafetyGate:
@@ -57,7 +178,15 @@ class SafetyGate:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SafetyGate:
+        """The policy file of `settings.safety_policy` when set (its floor wins), else the baseline policy."""
+        path = getattr(settings, "safety_policy", None)
+        if path:
+            return cls(SafetyPolicy.load(path, confidence_floor=settings.confidence_floor))
         return cls(SafetyPolicy(confidence_floor=settings.confidence_floor))
+
+    def _targets_hit(self, action: str, now: float) -> set[str | None]:
+        """Distinct targets `action` ran on in the last hour (the blast radius used so far)."""
+        return {t for (a, t) in list(self._executed) if a == action and self._recent(a, t, now) > 0}
 
     def record_execution(self, action: str, target: str | None, ts: float | None = None) -> None:
         """Remember that an action ran (called by whatever executes; the gate itself never does)."""
@@ -103,6 +232,12 @@ class SafetyGate:
             worsen("blocked", f"'{action}' is not on the allow-list for {target}.")
         if action in p.disruptive:
             worsen("needs_approval", f"'{action}' is disruptive and needs an operator's approval.")
+        radius = p.blast_radius.get(action)
+        if radius is not None:
+            hit = self._targets_hit(action, now)
+            if target not in hit and len(hit) >= radius:
+                worsen("blocked", f"'{action}' already hit {len(hit)} distinct targets in the last hour; the blast "
+                                  f"radius allows {radius}.")
         limit = p.max_per_hour.get(action)
         if limit is not None and self._recent(action, target, now) >= limit:
             worsen("needs_approval", f"'{action}' already ran {limit} times on {target} in the last hour.")

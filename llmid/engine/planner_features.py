@@ -1,0 +1,157 @@
+"""The recovery planner's view of an incident: one feature vector + the candidate (action, target) pairs.
+
+Shared by the runtime planner (`planner_learned.py`, numpy + ONNX Runtime) and its training
+(`model_export/planner_train.py`), so both see exactly the same state. Everything comes from the incident as the
+engine reports it, never from simulator ground truth or wording rules:
+
+- for each of the reasoner's top `EVENTS` ranked events (the candidate causes: the reasoner's top event is
+  sometimes a benign one-off and the cause ranks second or third): its template embedding (MiniLM,
+  `embeddings.TemplateEmbedder`), the embedding of its service/program name (its role), its log level, score,
+  line count, whether it is on the fault chain and where;
+- the mean embedding of the chain events after the root cause (the fault signature: what the fault did
+  downstream), the chain's shape (length, distinct services/hosts, share of ERROR/FATAL) and the anomaly score.
+
+Targets are not free text: each action applies to one candidate event and one of three *target kinds* read from
+it — its `service`, its `host`, or the `entity` (the identifier among its lines' parameters that the rest of the
+chain mentions most, e.g. the job a trainer fault is about). The joint action space is therefore
+`ACTIONS[:-1] × EVENTS × TARGET_KINDS` plus `escalate_to_human` (no target).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from llmid.documents import ACTIONS, Incident, LogRecord, RankedEvent
+
+TARGET_KINDS: tuple[str, ...] = ("service", "host", "entity")
+EVENTS = 3
+"""Candidate cause events: the reasoner's top `EVENTS` of the ranking (the top one is not always the cause)."""
+JOINT: tuple[tuple[str, int | None, str | None], ...] = tuple(
+    (a, e, k) for a in ACTIONS if a != "escalate_to_human" for e in range(EVENTS) for k in TARGET_KINDS
+) + (("escalate_to_human", None, None),)
+"""Every (action, cause event rank, target kind) the policy chooses from; the last is escalation."""
+N_JOINT = len(JOINT)
+LEVELS: tuple[str, ...] = ("TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL")
+EMB_DIM = 384
+N_EVENT = 2 * EMB_DIM + len(LEVELS) + 1 + 7
+N_GLOBAL = EMB_DIM + 5
+FEATURE_DIM = EVENTS * N_EVENT + N_GLOBAL
+
+_IDENT = re.compile(r"^[A-Za-z][A-Za-z0-9_.:/-]*[0-9][A-Za-z0-9_.:/-]*$|^[A-Za-z]+[-_][A-Za-z0-9_-]+$")
+_HEXISH = re.compile(r"^[0-9a-fA-F]{6,}$")
+
+
+def _level_onehot(level: str | None) -> list[float]:
+    lv = (level or "").upper()
+    lv = {"WARNING": "WARN", "ERR": "ERROR", "CRITICAL": "FATAL", "CRIT": "FATAL"}.get(lv, lv)
+    return [1.0 if lv == x else 0.0 for x in LEVELS] + [0.0 if lv in LEVELS else 1.0]
+
+
+def _is_identifier(tok: str) -> bool:
+    """Names of things (job-1234, worker_7, pod-a1): letters with digits or separators, not numbers or hashes."""
+    tok = tok.strip("'\"()[],;")
+    return 3 <= len(tok) <= 64 and bool(_IDENT.match(tok)) and not _HEXISH.match(tok)
+
+
+def _identifiers(rec: LogRecord) -> set[str]:
+    out = set()
+    for p in rec.params:
+        for tok in str(p).split():
+            tok = tok.strip("'\"()[],;")
+            if _is_identifier(tok):
+                out.add(tok)
+    return out
+
+
+def entity_of(incident: Incident, records: Sequence[LogRecord] | None, event: RankedEvent | None = None) -> str | None:
+    """The identifier the fault is about: a parameter of the event's lines that the other chain events mention
+    most; failing that, the identifier that the most chain events carry in their parameters (at least two)."""
+    if not records:
+        return None
+    by_line = {r.line_id: r for r in records}
+    ev = event or incident.root_cause
+    cands: Counter[str] = Counter()
+    for ln in ev.lines:
+        if ln in by_line:
+            cands.update(_identifiers(by_line[ln]))
+    others = [e for e in incident.chain if e is not ev]
+    if cands:
+        msgs = [by_line[ln].message for e in others for ln in e.lines if ln in by_line]
+        score = {c: sum(m.count(c) for m in msgs) for c in cands}
+        best = max(sorted(cands), key=lambda c: (score[c], cands[c]))
+        if score[best] > 0:
+            return best
+    spread: Counter[str] = Counter()
+    for e in incident.chain:
+        ids: set[str] = set()
+        for ln in e.lines:
+            if ln in by_line:
+                ids |= _identifiers(by_line[ln])
+        spread.update(ids)
+    if not spread:
+        return None
+    best = max(sorted(spread), key=lambda c: spread[c])
+    return best if spread[best] >= 2 else None
+
+
+@dataclass(slots=True)
+class PlannerState:
+    """One incident as the planner sees it."""
+
+    features: np.ndarray
+    """(FEATURE_DIM,) float32."""
+    mask: np.ndarray
+    """(N_JOINT,) bool: which joint actions have a target in this incident."""
+    targets: list[dict[str, str | None]]
+    """Per candidate event (rank 0..EVENTS-1): target kind → the concrete name (None when there is none)."""
+    events: list[RankedEvent]
+
+    def target(self, j: int) -> str | None:
+        """The concrete target of joint action j ("-" for escalation, None when the incident has none)."""
+        _, e, k = JOINT[j]
+        if e is None or k is None:
+            return "-"
+        return self.targets[e].get(k) if e < len(self.targets) else None
+
+
+def planner_state(incident: Incident, records: Sequence[LogRecord] | None, embedder: object) -> PlannerState:
+    """Featurise one incident (`embedder`: anything with `embed(list[str]) -> (n, 384)`)."""
+    events = list(incident.ranking[:EVENTS])
+    chain_ids = {id(e) for e in incident.chain}
+    others = [e for e in incident.chain if e is not incident.root_cause]
+    texts = [t for e in events for t in (e.template, f"{e.service or 'unknown'} service")]
+    texts += [e.template for e in others]
+    emb = np.asarray(embedder.embed(texts), dtype=np.float32)  # type: ignore[attr-defined]
+    chain_mean = emb[2 * len(events):].mean(axis=0) if others else np.zeros(EMB_DIM, np.float32)
+    parts: list[np.ndarray] = []
+    targets: list[dict[str, str | None]] = []
+    for k in range(EVENTS):
+        if k >= len(events):
+            parts.append(np.zeros(N_EVENT, np.float32))
+            continue
+        e = events[k]
+        entity = entity_of(incident, records, e)
+        targets.append({"service": e.service, "host": e.host, "entity": entity})
+        pos = next((i for i, c in enumerate(incident.chain) if c is e), -1)
+        sc = _level_onehot(e.level) + [
+            float(e.score), float(np.log1p(len(e.lines)) / 5.0), 1.0 if e.host else 0.0, 1.0 if e.service else 0.0,
+            1.0 if entity else 0.0, 1.0 if id(e) in chain_ids else 0.0, (pos + 1) / 10.0]
+        parts.append(np.concatenate([emb[2 * k], emb[2 * k + 1], np.asarray(sc, np.float32)]))
+    services = {e.service for e in incident.chain if e.service}
+    hosts = {e.host for e in incident.chain if e.host}
+    errs = [e for e in others if (e.level or "").upper() in ("ERROR", "FATAL", "CRITICAL")]
+    glob = [min(len(incident.chain), 20) / 10.0, min(len(services), 10) / 5.0, min(len(hosts), 10) / 5.0,
+            len(errs) / max(len(others), 1), float(incident.anomaly_score)]
+    parts.append(np.concatenate([chain_mean, np.asarray(glob, np.float32)]))
+    x = np.concatenate(parts).astype(np.float32)
+    state = PlannerState(x, np.zeros(N_JOINT, bool), targets, events)
+    state.mask = np.array([state.target(j) is not None for j in range(N_JOINT)], dtype=bool)
+    return state
+
+
+__all__ = ["EVENTS", "FEATURE_DIM", "JOINT", "N_JOINT", "TARGET_KINDS", "PlannerState", "entity_of", "planner_state"]

@@ -1,0 +1,146 @@
+"""The learned recovery planner at run time: ONNX Runtime + numpy, no torch.
+
+`LearnedPlanner.recommend(incident, records)` featurises the incident (`planner_features.planner_state`), asks
+the exported actor-critic (`models/planner.onnx`) for the confidence-shaped policy, and ranks candidates the way
+an operator would try them: the best action, then — that one masked as tried — the next best, and so on
+(`RANKED` deep, escalation always offered). Each carries its Beta(α, β) confidence with a 90% interval. The
+rationale names the chain events the state was built from.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from llmid.documents import Incident, LogRecord, Recommendation, stable_id
+from llmid.engine.beta import beta_confidence
+from llmid.engine.planner_features import JOINT, N_JOINT, PlannerState, planner_state
+
+MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
+DEFAULT_MODEL = MODELS_DIR / "planner.onnx"
+ESCALATE = N_JOINT - 1
+RANKED = 4
+
+
+class PlannerModel:
+    """The ONNX policy: `rank(state)` gives [(joint index, α, β, policy prob)] in the order to try them."""
+
+    def __init__(self, path: str | Path | None = None, device: str | None = None) -> None:
+        from llmid.engine.runtime import get_session
+
+        self.path = Path(path) if path else DEFAULT_MODEL
+        if not self.path.is_file():
+            raise FileNotFoundError(f"No planner model at {self.path}; run `llmid train planner`.")
+        self.session = get_session(self.path, device)
+        card = self.path.with_suffix(".json")
+        self.card: dict[str, Any] = json.loads(card.read_text(encoding="utf-8")) if card.is_file() else {}
+        self.fault_classes: list[str] = list(self.card.get("fault_classes", []))
+
+    def run(self, x: np.ndarray, avail: np.ndarray) -> dict[str, np.ndarray]:
+        policy, alpha, beta, value, fault = self.session.run(
+            None, {"x": np.asarray(x, np.float32), "avail": np.asarray(avail, np.float32)})
+        return {"policy": policy, "alpha": alpha, "beta": beta, "value": value, "fault": fault}
+
+    def rank_batch(self, x: np.ndarray, avail: np.ndarray, depth: int = RANKED,
+                   targets: Sequence[Sequence[str | None]] | None = None) -> list[list[tuple[int, float, float,
+                                                                                            float]]]:
+        """Sequential ranking for a batch of states: the tried action is masked before the next call (and, when
+        `targets` gives each joint action's concrete target, every other way of naming the same action)."""
+        avail = np.asarray(avail, np.float32).copy()
+        out: list[list[tuple[int, float, float, float]]] = [[] for _ in range(len(x))]
+        live = np.ones(len(x), bool)
+        for _ in range(depth):
+            if not live.any():
+                break
+            res = self.run(x, avail)
+            for i in np.nonzero(live)[0]:
+                p = np.where(avail[i] > 0.5, res["policy"][i], -1.0)
+                j = int(np.argmax(p))
+                if p[j] < 0:
+                    live[i] = False
+                    continue
+                out[i].append((j, float(res["alpha"][i, j]), float(res["beta"][i, j]), float(p[j])))
+                avail[i, j] = 0.0
+                if targets is not None:
+                    same = [k for k in range(N_JOINT) if JOINT[k][0] == JOINT[j][0] and targets[i][k] == targets[i][j]]
+                    avail[i, same] = 0.0
+                if j == ESCALATE:
+                    live[i] = False
+        return out
+
+    def confidence_of(self, x: np.ndarray, avail: np.ndarray, j: int) -> tuple[float, float]:
+        res = self.run(x[None], avail[None])
+        return float(res["alpha"][0, j]), float(res["beta"][0, j])
+
+
+def _rationale(incident: Incident, state: PlannerState, j: int, fault: tuple[str, float] | None) -> list[str]:
+    """Which chain events led to the recommendation, in words."""
+    _, ev, kind = JOINT[j]
+    rc = state.events[ev] if ev is not None and ev < len(state.events) else incident.root_cause
+    where = ", ".join(x for x in (rc.service and f"service {rc.service}", rc.host and f"host {rc.host}") if x)
+    which = "the root cause" if rc is incident.root_cause else f"ranked event {incident.ranking.index(rc) + 1}"
+    out = [f"Acts on {which} '{rc.template}' ({rc.level or 'no level'}{', ' + where if where else ''}, "
+           f"score {rc.score:.2f})."]
+    rc = incident.root_cause
+    others = [e for e in incident.chain if e is not rc]
+    if others:
+        shown = "; ".join(f"'{e.template}' on {e.service or e.host or '?'}" for e in others[:3])
+        more = f" and {len(others) - 3} more" if len(others) > 3 else ""
+        out.append(f"It was followed by {shown}{more} (the fault signature).")
+    if fault is not None:
+        out.append(f"Closest learned fault pattern: {fault[0]} (p={fault[1]:.2f}).")
+    if kind is not None:
+        out.append(f"Target {state.target(j)}: that event's {kind}.")
+    else:
+        out.append("No action is likely enough to fix it; a human decides.")
+    return out
+
+
+class LearnedPlanner:
+    """Planner protocol over the ONNX actor-critic; method="learned"."""
+
+    METHOD = "learned"
+
+    def __init__(self, model_path: str | Path | None = None, embedder: Any = None,
+                 device: str | None = None) -> None:
+        from llmid.engine.embeddings import default_embedder
+
+        self.model = PlannerModel(model_path, device)
+        self.embedder = embedder or default_embedder()
+
+    def recommend(self, incident: Incident, records: Sequence[LogRecord] | None = None) -> list[Recommendation]:
+        state = planner_state(incident, records, self.embedder)
+        x = state.features[None]
+        names = [[state.target(j) for j in range(N_JOINT)]]
+        ranked = self.model.rank_batch(x, state.mask[None].astype(np.float32), targets=names)[0]
+        if not any(j == ESCALATE for j, *_ in ranked):
+            a, b = self.model.confidence_of(state.features, state.mask.astype(np.float32), ESCALATE)
+            ranked.append((ESCALATE, a, b, 0.0))
+        fault = None
+        if self.model.fault_classes:
+            fp = self.model.run(x, state.mask[None].astype(np.float32))["fault"][0]
+            k = int(np.argmax(fp))
+            fault = (self.model.fault_classes[k], float(fp[k]))
+        items = []
+        for j, a, b, p in ranked:
+            target = None if j == ESCALATE else state.target(j)
+            items.append((JOINT[j][0], target, beta_confidence(a, b), p))
+        action, target, conf, _ = items[0]
+        alternatives = [{"action": a, "target": t, "confidence": c.to_doc(), "policy": round(p, 6),
+                         "rationale": [f"Next to try if the first does not help (policy {p:.2f})."
+                                       if a != "escalate_to_human" else "Safe fallback: a human decides."]}
+                        for a, t, c, p in items[1:]]
+        rec = Recommendation(
+            recommendation_id=stable_id("rec", incident.incident_id, action, target),
+            incident_id=incident.incident_id, action=action, target=target, confidence=conf,
+            alternatives=alternatives, rationale=_rationale(incident, state, ranked[0][0], fault),
+            method=self.METHOD,
+        )
+        return [rec]
+
+
+__all__ = ["DEFAULT_MODEL", "LearnedPlanner", "PlannerModel"]

@@ -1,0 +1,94 @@
+"""`llmid eval planner`: registered on the main CLI's `eval` group by `add_parser`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from llmid.errors import ConfigError, InputError
+
+MODELS = Path(__file__).resolve().parents[1] / "models"
+
+
+def add_parser(sub: Any) -> None:
+    from llmid.model_export.reasoner_cli import subcommands
+
+    ev = subcommands(sub, "eval", "evaluate against labelled benchmark data", "Benchmarks against ground truth.")
+    p = ev.add_parser(
+        "planner", help="recovery success, harm before/after the safety gate and ECE on held-out simulator seeds",
+        description="Evaluate the learned planner beside the policy without Beta shaping, the runbook baseline "
+                    "(keyword rules) and random, on held-out simulator seeds with phrasings never used in "
+                    "training: success@1, success within 3 steps, mean steps to recovery, harmful-action rate "
+                    "before and after the safety gate, and the calibration error of the confidence, with a "
+                    "reliability diagram (PNG).")
+    p.add_argument("--scenarios", type=int, default=300, help="held-out scenarios (default 300)")
+    p.add_argument("--model", help="learned planner ONNX (default: llmid/models/planner.onnx)")
+    p.add_argument("--unshaped", metavar="ONNX",
+                   help="the unshaped ablation; trained into this path (same budget, κ = 0) when missing")
+    p.add_argument("--policy", metavar="FILE", help="safety policy for the gate (default: benchmarks/"
+                                                     "planner-policy.toml when present, else the built-in one)")
+    p.add_argument("--cache", metavar="DIR", help="cache the featurised held-out scenarios (and training ones)")
+    p.add_argument("--png", metavar="PATH", help="write the reliability diagram here")
+    p.add_argument("--markdown", action="store_true", help="print a Markdown table instead of JSON")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from llmid.engine.safety import SafetyPolicy
+    from llmid.evaluation.planner_data import load_or_build
+    from llmid.evaluation.planner_eval import (
+        evaluate,
+        format_markdown,
+        model_steps,
+        random_steps,
+        reliability_png,
+        runbook_steps,
+    )
+
+    if args.scenarios < 1:
+        raise ConfigError("--scenarios must be at least 1.")
+    model = Path(args.model) if args.model else MODELS / "planner.onnx"
+    if not model.is_file():
+        raise InputError(f"No planner model {model}; run `llmid train planner` first.")
+    log = (lambda _m: None) if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
+    cache = Path(args.cache) if args.cache else None
+    if args.unshaped and not Path(args.unshaped).is_file():
+        log(f"training the unshaped ablation into {args.unshaped}")
+        cmd = [sys.executable, "-m", "llmid", "train", "planner", "--no-shaping", "--out", args.unshaped, "-q"]
+        if cache:
+            cmd += ["--cache", str(cache / "train.npz")]
+        if subprocess.run(cmd, check=False).returncode != 0:
+            raise ConfigError("Training the unshaped planner failed.")
+    policy_path = Path(args.policy) if args.policy else Path("benchmarks/planner-policy.toml")
+    if args.policy and not policy_path.is_file():
+        raise InputError(f"No safety policy {policy_path}.")
+    policy = SafetyPolicy.load(policy_path) if policy_path.is_file() else SafetyPolicy()
+    data = load_or_build("test", args.scenarios, cache / f"heldout-{args.scenarios}.npz" if cache else None,
+                         log=log)
+    planners = {"learned": model_steps(model, data)}
+    if args.unshaped:
+        planners["unshaped"] = model_steps(args.unshaped, data)
+    planners["runbook"] = runbook_steps(data)
+    planners["random"] = random_steps(data)
+    result = evaluate(data, planners, lambda: _copy(policy))
+    result["policy"] = policy.source or "built-in"
+    result["confidence_floor"] = policy.confidence_floor
+    if args.png:
+        result["png"] = str(reliability_png(result, args.png))
+    if args.markdown:
+        print(format_markdown(result))
+    else:
+        json.dump(result, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    return 0
+
+
+def _copy(policy: Any) -> Any:
+    import copy
+
+    return copy.deepcopy(policy)

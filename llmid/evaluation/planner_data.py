@@ -1,0 +1,162 @@
+"""Planner cases: simulator scenarios seen through the engine, with every candidate action tried in the env.
+
+Shared by `llmid train planner` and `llmid eval planner` (numpy only). A case is built the way production sees an
+incident: the scenario log is parsed by the real ingest path, run through the pipeline (structurer → windows →
+the installed reasoner), and the first incident whose window reaches the root-cause line is featurised by
+`engine.planner_features.planner_state`. The simulator's `RecoveryEnv` then tries every joint (action, target)
+candidate of that incident once, from the same starting point, giving the outcome table the policy learns from
+(training) or is scored on (evaluation). Ground truth is used only for these outcomes and the auxiliary
+fault-class label, never for the state.
+
+Seeds: training uses low seeds with the "train" phrasings; evaluation uses `HELDOUT_SEED_BASE + i` with the
+held-out "test" phrasings, exactly as the reasoner's benchmark does.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from random import Random
+from typing import Any
+
+import numpy as np
+
+from llmid.config import Settings
+from llmid.documents import Incident, LogRecord
+from llmid.engine.pipeline import Pipeline, batched
+from llmid.engine.planner import KeywordPlanner
+from llmid.engine.planner_features import FEATURE_DIM, JOINT, N_JOINT, PlannerState, planner_state
+from llmid.engine.reasoner import make_reasoner
+from llmid.evaluation.rca_data import HELDOUT_SEED_BASE, scenario_kwargs, sim_case
+from llmid.sim.env import RecoveryEnv
+from llmid.sim.faults import FAULTS
+
+FAULT_NAMES: tuple[str, ...] = tuple(sorted(FAULTS))
+TRAIN_SEED_BASE = 0
+RUNBOOK_STEPS = 5
+
+
+@dataclass(slots=True)
+class PlannerCase:
+    """One scenario: the incident the engine raised (None if it raised none) and the outcome of each action."""
+
+    seed: int
+    split: str
+    fault: str
+    incident: Incident | None = None
+    records: list[LogRecord] = field(default_factory=list)
+    state: PlannerState | None = None
+    fixed: np.ndarray = field(default_factory=lambda: np.zeros(N_JOINT, bool))
+    harmful: np.ndarray = field(default_factory=lambda: np.zeros(N_JOINT, bool))
+    reward: np.ndarray = field(default_factory=lambda: np.zeros(N_JOINT, np.float32))
+    runbook: list[dict[str, Any]] = field(default_factory=list)
+    """The runbook baseline's ranked (action, target, confidence) with the env outcome of each."""
+
+    def env(self) -> RecoveryEnv:
+        """A fresh recovery environment of this scenario (the same log the case was built from)."""
+        return RecoveryEnv(self.seed, phrasings=self.split, **scenario_kwargs(self.seed))
+
+
+def try_action(env: RecoveryEnv, action: str, target: str | None) -> dict[str, Any]:
+    """Outcome of one action from the env's current point, leaving `env` untouched (a shallow what-if copy)."""
+    e = copy.copy(env)
+    e.history = []
+    e._rng = Random(f"llmid-env:{env.seed}:try:{action}:{target}")  # noqa: SLF001 - what-if copy only
+    res = e.step(action, target)
+    return {"fixed": res.info["outcome"] == "fixed", "harmful": bool(res.info["side_effects"]),
+            "reward": float(res.reward), "outcome": res.info["outcome"]}
+
+
+def build_case(seed: int, split: str, settings: Settings | None = None, embedder: Any = None) -> PlannerCase:
+    """Scenario → pipeline → incident → state, and the env outcome of every joint action."""
+    from llmid.engine.embeddings import default_embedder
+
+    settings = settings or Settings()
+    embedder = embedder or default_embedder()
+    sc = sim_case(seed, split)
+    case = PlannerCase(seed, split, sc.truth["fault_type"])
+    records = sc.fresh_records()
+    pipe = Pipeline(settings, reasoner=make_reasoner(settings))
+    incidents: list[Incident] = []
+    for chunk in batched(records, settings.batch_size):
+        incidents += pipe.feed(chunk).incidents
+    incidents += pipe.finish().incidents
+    root = sc.truth["root_cause_line"]
+    after = [i for i in incidents if i.last_line >= root]
+    if not after:
+        return case
+    inc = after[0]
+    case.incident = inc
+    case.records = [r for r in records if inc.first_line <= r.line_id <= inc.last_line]
+    case.state = planner_state(inc, case.records, embedder)
+    env = case.env()
+    env.reset()
+    for j, (action, _, _) in enumerate(JOINT):
+        tgt = case.state.target(j)
+        if tgt is None:
+            continue
+        out = try_action(env, action, tgt)
+        case.fixed[j], case.harmful[j], case.reward[j] = out["fixed"], out["harmful"], out["reward"]
+    (rec,) = KeywordPlanner().recommend(inc)
+    ranked = [(rec.action, rec.target, rec.confidence.mean)]
+    ranked += [(a["action"], a["target"], a["confidence"]["mean"]) for a in rec.alternatives]
+    for action, tgt, conf in ranked[:RUNBOOK_STEPS]:
+        out = try_action(env, action, tgt or "")
+        case.runbook.append({"action": action, "target": tgt, "confidence": conf, **out})
+    return case
+
+
+def seeds_for(split: str, n: int, offset: int = 0) -> list[int]:
+    base = HELDOUT_SEED_BASE if split == "test" else TRAIN_SEED_BASE
+    return [base + offset + i for i in range(n)]
+
+
+def build_arrays(cases: Iterable[PlannerCase]) -> dict[str, np.ndarray]:
+    """Stack cases into arrays (the cache format and what training consumes); undetected cases are kept with
+    `detected = False` and zero features."""
+    cs = list(cases)
+    n = len(cs)
+    x = np.zeros((n, FEATURE_DIM), np.float32)
+    mask = np.zeros((n, N_JOINT), bool)
+    for i, c in enumerate(cs):
+        if c.state is not None:
+            x[i], mask[i] = c.state.features, c.state.mask
+    return {
+        "seed": np.array([c.seed for c in cs], np.int64),
+        "detected": np.array([c.state is not None for c in cs], bool),
+        "fault": np.array([FAULT_NAMES.index(c.fault) for c in cs], np.int64),
+        "x": x, "mask": mask,
+        "fixed": np.stack([c.fixed for c in cs]) if cs else np.zeros((0, N_JOINT), bool),
+        "harmful": np.stack([c.harmful for c in cs]) if cs else np.zeros((0, N_JOINT), bool),
+        "reward": np.stack([c.reward for c in cs]) if cs else np.zeros((0, N_JOINT), np.float32),
+        "targets": np.array([json.dumps([c.state.target(j) for j in range(N_JOINT)] if c.state else [])
+                             for c in cs]),
+        "runbook": np.array([json.dumps(c.runbook) for c in cs]),
+    }
+
+
+def load_or_build(split: str, n: int, cache: str | Path | None = None, *, offset: int = 0,
+                  log: Callable[[str], None] | None = None) -> dict[str, np.ndarray]:
+    """Arrays of `n` cases of `split`, from the .npz cache when it holds exactly these seeds."""
+    seeds = seeds_for(split, n, offset)
+    if cache is not None and Path(cache).is_file():
+        d = dict(np.load(cache, allow_pickle=False))
+        if d["seed"].tolist() == seeds:
+            return d
+    cases = []
+    for k, s in enumerate(seeds):
+        cases.append(build_case(s, split))
+        if log and (k + 1) % 50 == 0:
+            log(f"  {split}: {k + 1}/{n} scenarios")
+    arrays = build_arrays(cases)
+    if cache is not None:
+        Path(cache).parent.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(cache, **arrays)
+    return arrays
+
+
+__all__ = ["FAULT_NAMES", "PlannerCase", "build_arrays", "build_case", "load_or_build", "seeds_for",
+           "try_action"]

@@ -1,0 +1,60 @@
+"""`llmid train planner`: registered on the main CLI by `add_parser`; torch is imported only when it runs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+from llmid.errors import ConfigError
+
+
+def add_parser(sub: Any) -> None:
+    from llmid.model_export.reasoner_cli import subcommands
+
+    train = subcommands(sub, "train", "train a model (needs the [train] extra: torch)",
+                        "Train the learned models from the repository's data and export them to ONNX with a model "
+                        "card.")
+    p = train.add_parser(
+        "planner", help="train the actor-critic recovery planner and export models/planner.onnx",
+        description="Run simulator scenarios (training phrasings, seeds 0..N-1) through the pipeline, try every "
+                    "candidate action in the recovery environment, train the actor-critic with Beta-confidence "
+                    "shaping and the joint loss (fault classification, causal contrast, A2C, KL), export it to "
+                    "ONNX with its model card and check ONNX Runtime against torch. Deterministic for a --seed.")
+    p.add_argument("--out", metavar="ONNX", help="output model (default: llmid/models/planner.onnx)")
+    p.add_argument("--scenarios", type=int, help="training scenarios (default 700)")
+    p.add_argument("--epochs", type=int, help="training epochs (default 60)")
+    p.add_argument("--no-shaping", action="store_true", help="ablation: the policy without Beta shaping (κ = 0)")
+    p.add_argument("--cache", metavar="NPZ", help="cache the featurised scenarios here (reused when the seeds match)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    p.add_argument("--tiny", action="store_true", help="a tiny configuration that trains in seconds (tests)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        raise ConfigError("Training needs torch: pip install 'llmid[train]'.") from None
+    from llmid.model_export.planner_train import TrainConfig
+    from llmid.model_export.planner_train import run as train_run
+
+    cfg = TrainConfig.tiny() if args.tiny else TrainConfig()
+    if args.scenarios is not None:
+        cfg.scenarios = max(1, args.scenarios)
+    if args.epochs is not None:
+        cfg.epochs = max(1, args.epochs)
+    if args.no_shaping:
+        cfg.model.kappa = 0.0
+    cfg.seed, cfg.threads, cfg.cache = args.seed, args.threads, args.cache
+    command = "llmid " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["train"] else \
+        "llmid train planner"
+    log = (lambda _m: None) if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
+    res = train_run(cfg, Path(args.out) if args.out else None, command=command, log=log)
+    print(json.dumps(res))
+    return 0

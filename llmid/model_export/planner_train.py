@@ -1,0 +1,244 @@
+"""Training of the recovery planner: A2C over recovery episodes with the paper's joint loss, ONNX export, card.
+
+Episodes: each training incident (`evaluation.planner_data`, "train" phrasings, low seeds) starts with every
+candidate that has a target available; the policy samples an action, the env's outcome for it gives the reward
+(time lost, side effects, +1 when fixed); a fixed fault or an escalation ends the episode, otherwise the tried
+action is masked out and the policy acts again (up to `steps`). Loss per batch (Eq. 12):
+
+    L = λ1 CE(fault) + λ2 contrast + [actor (advantage-weighted −log π) + ½ critic (G − V)² − η entropy]
+        + NLL(outcome | E[Beta]) − E_Beta[log p(outcome)] + λ3 KL(Beta || Beta(1, 1))
+
+The Beta terms see the outcome of every available candidate in every visited state (the env tried each once
+from the same point), so the confidence is calibrated on all actions, not only the sampled ones. Deterministic
+for a seed (torch and numpy seeded, one thread by default).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.nn import functional as F  # noqa: N812
+
+from llmid.engine.planner_features import FEATURE_DIM, JOINT, N_JOINT, TARGET_KINDS
+from llmid.evaluation.planner_data import FAULT_NAMES, load_or_build
+from llmid.model_export.planner_model import (
+    ExportWrapper,
+    ModelConfig,
+    PlannerNet,
+    beta_kl,
+    expected_loglik,
+    supcon,
+)
+
+ESCALATE = N_JOINT - 1
+MODELS = Path(__file__).resolve().parents[1] / "models"
+
+
+@dataclass(slots=True)
+class TrainConfig:
+    scenarios: int = 700
+    epochs: int = 60
+    batch: int = 64
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    steps: int = 3
+    gamma: float = 0.9
+    entropy: float = 0.01
+    lambda_fault: float = 0.5
+    lambda_contrast: float = 0.2
+    lambda_kl: float = 0.02
+    seed: int = 0
+    threads: int = 1
+    cache: str | None = None
+    model: ModelConfig = field(default_factory=ModelConfig)
+
+    @classmethod
+    def tiny(cls) -> TrainConfig:
+        return cls(scenarios=12, epochs=3, batch=8, model=ModelConfig(hidden=16, proj=8))
+
+
+def _rollout_loss(net: PlannerNet, x: torch.Tensor, avail0: torch.Tensor, fixed: torch.Tensor,
+                  reward: torch.Tensor, fault: torch.Tensor, cfg: TrainConfig,
+                  gen: torch.Generator) -> dict[str, torch.Tensor]:
+    """One batch of episodes under the current policy, and the joint loss over the visited states."""
+    b = x.shape[0]
+    avail = avail0.clone()
+    alive = torch.ones(b, dtype=torch.bool)
+    logps, values, rewards, alives, ents = [], [], [], [], []
+    conf_nll = torch.zeros(())
+    elbo = torch.zeros(())
+    first: dict[str, torch.Tensor] | None = None
+    for _ in range(cfg.steps):
+        out = net(x, avail)
+        if first is None:
+            first = out
+        logp_all = torch.log_softmax(out["logits"], dim=-1)
+        probs = logp_all.exp()
+        a = torch.multinomial(probs.detach(), 1, generator=gen).squeeze(1)
+        logps.append(logp_all.gather(1, a[:, None]).squeeze(1))
+        ents.append(-(probs * logp_all).sum(-1))
+        values.append(out["value"])
+        r = reward.gather(1, a[:, None]).squeeze(1)
+        rewards.append(torch.where(alive, r, torch.zeros_like(r)))
+        alives.append(alive.clone())
+        # Confidence of every available candidate in this state: outcome known from the env.
+        m = (avail > 0.5) & alive[:, None]
+        y = fixed.float()
+        mean = out["mean"].clamp(1e-5, 1 - 1e-5)
+        nll = F.binary_cross_entropy(mean, y, reduction="none")
+        conf_nll = conf_nll + (nll * m).sum() / m.sum().clamp_min(1)
+        el = -expected_loglik(out["alpha"], out["beta"], y) + cfg.lambda_kl * beta_kl(out["alpha"], out["beta"])
+        elbo = elbo + (el * m).sum() / m.sum().clamp_min(1)
+        done = fixed.gather(1, a[:, None]).squeeze(1) | (a == ESCALATE)
+        alive = alive & ~done
+        avail = avail.clone()
+        avail[torch.arange(b), a] = 0.0
+        if not bool(alive.any()):
+            break
+    # Returns and advantages (A2C, Monte-Carlo returns over the short episode).
+    g = torch.zeros(b)
+    returns = []
+    for r in reversed(rewards):
+        g = r + cfg.gamma * g
+        returns.append(g)
+    returns.reverse()
+    actor = critic = ent = torch.zeros(())
+    for lp, v, ret, al, e in zip(logps, values, returns, alives, ents, strict=True):
+        w = al.float()
+        adv = (ret - v).detach()
+        actor = actor + -(lp * adv * w).sum() / b
+        critic = critic + ((ret - v) ** 2 * w).sum() / b
+        ent = ent + (e * w).sum() / b
+    assert first is not None
+    ce = F.cross_entropy(first["fault"], fault)
+    con = supcon(first["z"], fault)
+    rl = actor + 0.5 * critic - cfg.entropy * ent
+    total = cfg.lambda_fault * ce + cfg.lambda_contrast * con + rl + conf_nll + elbo
+    return {"total": total, "rl": rl.detach(), "fault": ce.detach(), "contrast": con.detach(),
+            "conf": conf_nll.detach(), "elbo": elbo.detach()}
+
+
+def train(cfg: TrainConfig, data: dict[str, np.ndarray], log: Callable[[str], None] | None = None) -> PlannerNet:
+    """Train on the detected cases of `data` (the arrays of `planner_data.build_arrays`)."""
+    torch.manual_seed(cfg.seed)
+    torch.set_num_threads(max(1, cfg.threads))
+    keep = data["detected"]
+    x = torch.from_numpy(data["x"][keep])
+    avail = torch.from_numpy(data["mask"][keep].astype(np.float32))
+    fixed = torch.from_numpy(data["fixed"][keep])
+    reward = torch.from_numpy(data["reward"][keep].astype(np.float32))
+    fault = torch.from_numpy(data["fault"][keep])
+    net = PlannerNet(cfg.model)
+    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    n = x.shape[0]
+    for ep in range(cfg.epochs):
+        net.train()
+        perm = torch.randperm(n, generator=gen)
+        agg: dict[str, float] = {}
+        for s in range(0, n, cfg.batch):
+            idx = perm[s: s + cfg.batch]
+            losses = _rollout_loss(net, x[idx], avail[idx], fixed[idx], reward[idx], fault[idx], cfg, gen)
+            opt.zero_grad()
+            losses["total"].backward()
+            torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
+            opt.step()
+            for k, v in losses.items():
+                agg[k] = agg.get(k, 0.0) + float(v.detach()) * len(idx) / n
+        if log and (ep + 1) % max(1, cfg.epochs // 10) == 0:
+            log(f"  epoch {ep + 1}/{cfg.epochs}: " + ", ".join(f"{k} {v:.3f}" for k, v in agg.items()))
+    net.eval()
+    return net
+
+
+def export_onnx(net: PlannerNet, path: str | Path) -> None:
+    """Write the runtime graph (final policy, Beta parameters, value, fault classes) with a dynamic batch."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    wrapper = ExportWrapper(net).eval()
+    x = torch.zeros(2, FEATURE_DIM)
+    avail = torch.ones(2, N_JOINT)
+    torch.onnx.export(wrapper, (x, avail), str(path), input_names=["x", "avail"],
+                      output_names=["policy", "alpha", "beta", "value", "fault"],
+                      dynamic_axes={n: {0: "batch"} for n in ("x", "avail", "policy", "alpha", "beta", "value",
+                                                              "fault")},
+                      opset_version=17, dynamo=False)
+
+
+def parity(net: PlannerNet, path: str | Path, data: dict[str, np.ndarray]) -> float:
+    """Largest |torch − ONNX Runtime| difference of the policy and Beta outputs on training states."""
+    from llmid.engine.runtime import make_session
+
+    sess = make_session(path, "cpu")
+    x = data["x"][:32]
+    avail = data["mask"][:32].astype(np.float32)
+    if len(x) == 0:
+        return 0.0
+    got = sess.run(None, {"x": x, "avail": avail})
+    with torch.no_grad():
+        ref = ExportWrapper(net)(torch.from_numpy(x), torch.from_numpy(avail))
+    return float(max(np.abs(g - r.numpy()).max() for g, r in zip(got[:3], ref[:3], strict=True)))
+
+
+def write_card(path: str | Path, cfg: TrainConfig, data: dict[str, np.ndarray], metrics: dict[str, Any],
+               seconds: float, command: str) -> Path:
+    """The model card beside the ONNX file (`planner.onnx` → `planner.json`)."""
+    path = Path(path)
+    blob = path.read_bytes()
+    card = {
+        "name": path.stem,
+        "file": path.name,
+        "sha256": hashlib.sha256(blob).hexdigest(),
+        "bytes": len(blob),
+        "task": "recovery action + target kind with Beta(α, β) confidence (LLM-ID Section III.B, Eq. 9-12)",
+        "architecture": "actor-critic (A2C) MLP over incident features; per-action Beta prior head; final policy "
+                        "∝ π_θ · E[Beta]^κ",
+        "config": cfg.model.to_json(),
+        "train": {k: v for k, v in asdict(cfg).items() if k not in ("model", "cache")},
+        "joint_actions": [list(x) for x in JOINT],
+        "target_kinds": list(TARGET_KINDS),
+        "fault_classes": list(FAULT_NAMES),
+        "feature_dim": FEATURE_DIM,
+        "training_data": {
+            "source": "llmid.sim scenarios, phrasings 'train', seeds 0..N-1, through the real pipeline",
+            "scenarios": int(len(data["seed"])),
+            "incidents": int(data["detected"].sum()),
+        },
+        "metrics": metrics,
+        "command": command,
+        "train_seconds": round(seconds, 1),
+        "date": datetime.now(UTC).strftime("%Y-%m-%d"),
+    }
+    out = path.with_suffix(".json")
+    out.write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
+    return out
+
+
+def run(cfg: TrainConfig, out: str | Path | None = None, *, command: str = "llmid train planner",
+        log: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Data → train → export → parity → card. Returns the card's essentials."""
+    t0 = time.time()
+    out = Path(out) if out else MODELS / "planner.onnx"
+    if log:
+        log(f"building {cfg.scenarios} training scenarios (phrasings 'train')")
+    data = load_or_build("train", cfg.scenarios, cfg.cache, log=log)
+    if log:
+        log(f"{int(data['detected'].sum())} incidents; training {cfg.epochs} epochs")
+    net = train(cfg, data, log)
+    export_onnx(net, out)
+    diff = parity(net, out, data)
+    metrics = {"onnx_parity_max_abs": diff}
+    card = write_card(out, cfg, data, metrics, time.time() - t0, command)
+    return {"model": str(out), "card": str(card), "parity": diff, "seconds": round(time.time() - t0, 1)}
+
+
+__all__ = ["TrainConfig", "export_onnx", "parity", "run", "train", "write_card"]

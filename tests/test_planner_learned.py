@@ -1,0 +1,179 @@
+"""Learned recovery planner: tiny train → ONNX export → recommend, features, pipeline wiring, evaluation.
+
+Real components throughout: the simulator, the real pipeline (structurer, reasoner), the MiniLM ONNX encoder,
+torch training and ONNX Runtime sessions.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from llmid.config import Settings
+from llmid.documents import Incident, LogRecord, RankedEvent
+from llmid.engine.embeddings import default_embedder
+from llmid.engine.planner import KeywordPlanner, make_planner
+from llmid.engine.planner_features import FEATURE_DIM, JOINT, N_JOINT, entity_of, planner_state
+from llmid.engine.planner_learned import LearnedPlanner, PlannerModel
+from llmid.errors import ConfigError
+from llmid.evaluation.planner_data import build_arrays, build_case
+from llmid.evaluation.planner_eval import (
+    calibration,
+    evaluate,
+    model_steps,
+    random_steps,
+    reliability_png,
+    runbook_steps,
+)
+from llmid.evaluation.rca_data import HELDOUT_SEED_BASE, sim_case
+
+torch = pytest.importorskip("torch")
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Train the tiny configuration end to end (6 scenarios, 3 epochs) and export it."""
+    from llmid.model_export.planner_train import TrainConfig, run
+
+    out = tmp_path_factory.mktemp("planner") / "planner.onnx"
+    cfg = TrainConfig.tiny()
+    cfg.scenarios = 6
+    res = run(cfg, out)
+    assert res["parity"] < 1e-4
+    return out
+
+
+@pytest.fixture(scope="module")
+def heldout_case():
+    return build_case(HELDOUT_SEED_BASE + 3, "test")
+
+
+def test_tiny_train_exports_onnx_and_card(tiny_model: Path) -> None:
+    card = json.loads(tiny_model.with_suffix(".json").read_text())
+    assert card["feature_dim"] == FEATURE_DIM and len(card["joint_actions"]) == N_JOINT
+    assert card["training_data"]["scenarios"] == 6 and card["metrics"]["onnx_parity_max_abs"] < 1e-4
+    m = PlannerModel(tiny_model)
+    x = np.zeros((2, FEATURE_DIM), np.float32)
+    out = m.run(x, np.ones((2, N_JOINT), np.float32))
+    assert out["policy"].shape == (2, N_JOINT) and np.allclose(out["policy"].sum(1), 1.0, atol=1e-5)
+    assert (out["alpha"] > 0).all() and (out["beta"] > 0).all()
+    avail = np.zeros((1, N_JOINT), np.float32)
+    avail[0, [0, N_JOINT - 1]] = 1.0
+    p = m.run(x[:1], avail)["policy"][0]
+    assert p[[0, N_JOINT - 1]].sum() > 0.999  # unavailable actions get no probability
+
+
+def test_training_is_reproducible(tmp_path: Path) -> None:
+    from llmid.model_export.planner_train import TrainConfig, train
+
+    case = build_case(1, "train")
+    data = build_arrays([case, case])
+    cfg = TrainConfig.tiny()
+    a, b = train(cfg, data), train(cfg, data)
+    for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
+        assert torch.equal(pa, pb)
+
+
+def test_learned_planner_recommends_with_beta_confidence(tiny_model: Path, heldout_case) -> None:
+    inc = heldout_case.incident
+    assert inc is not None
+    (rec,) = LearnedPlanner(tiny_model).recommend(inc, heldout_case.records)
+    assert rec.method == "learned" and rec.incident_id == inc.incident_id
+    c = rec.confidence
+    assert 0 < c.low <= c.mean <= c.high < 1 and abs(c.mean - c.alpha / (c.alpha + c.beta)) < 1e-9
+    doc = rec.to_doc()
+    assert set(doc["confidence"]) == {"mean", "alpha", "beta", "low", "high"}
+    assert any(a["action"] == "escalate_to_human" for a in rec.alternatives) or rec.action == "escalate_to_human"
+    assert all(set(a["confidence"]) == {"mean", "alpha", "beta", "low", "high"} for a in rec.alternatives)
+    pairs = [(rec.action, rec.target)] + [(a["action"], a["target"]) for a in rec.alternatives]
+    assert len(pairs) == len(set(pairs))  # the same action on the same target is never offered twice
+    assert any(inc.root_cause.template in r or "ranked event" in r for r in rec.rationale)
+
+
+def test_features_come_from_the_incident_not_the_simulator() -> None:
+    """A hand-written incident from another system featurises and gets a recommendation (no simulator wording)."""
+    recs = [LogRecord(line_id=i, source="s", offset=i, message=m, content=m, level=lv, service=svc, host="h7",
+                      timestamp=1000.0 + i, template_id=t, template=tpl, params=ps)
+            for i, (m, lv, svc, t, tpl, ps) in enumerate([
+                ("batch etl-42 ran out of heap", "WARN", "spark", "a", "batch <*> ran out of heap", ["etl-42"]),
+                ("executor lost for etl-42", "ERROR", "yarn", "b", "executor lost for <*>", ["etl-42"]),
+                ("etl-42 failed after 3 attempts", "ERROR", "airflow", "c", "<*> failed after 3 attempts",
+                 ["etl-42"]),
+            ], start=1)]
+    events = [RankedEvent(r.template_id or "", r.template or "", 1.0 - 0.1 * k, [r.line_id], r.service, r.host,
+                          r.level) for k, r in enumerate(recs)]
+    inc = Incident("inc-x", "s", 1000.0, 1010.0, 1, 3, 0.9, events, events)
+    assert entity_of(inc, recs) == "etl-42"
+    st = planner_state(inc, recs, default_embedder())
+    assert st.features.shape == (FEATURE_DIM,) and st.features.dtype == np.float32
+    assert st.mask[N_JOINT - 1] and st.target(N_JOINT - 1) == "-"
+    j = next(j for j, (a, e, k) in enumerate(JOINT) if e == 0 and k == "entity")
+    assert st.mask[j] and st.target(j) == "etl-42"
+    assert entity_of(inc, None) is None
+
+
+def test_make_planner_mirrors_the_reasoner_setting(tiny_model: Path) -> None:
+    assert isinstance(make_planner(Settings(planner="baseline")), KeywordPlanner)
+    assert isinstance(make_planner(Settings(planner="learned", planner_model=str(tiny_model))), LearnedPlanner)
+    assert isinstance(make_planner(Settings(planner="auto", planner_model=str(tiny_model))), LearnedPlanner)
+    with pytest.raises(ConfigError):
+        make_planner(Settings(planner="oracle"))
+    with pytest.raises(ConfigError):
+        make_planner(Settings(planner="learned", planner_model="/nonexistent/planner.onnx"))
+
+
+def test_pipeline_uses_the_learned_planner(tiny_model: Path, heldout_case) -> None:
+    from llmid.engine.pipeline import Pipeline, batched
+
+    settings = Settings(planner="learned", planner_model=str(tiny_model))
+    pipe = Pipeline(settings)
+    records = sim_case(HELDOUT_SEED_BASE + 3, "test").fresh_records()
+    recs = []
+    for chunk in batched(records, settings.batch_size):
+        recs += pipe.feed(chunk).recommendations
+    recs += pipe.finish().recommendations
+    assert recs and all(r.method == "learned" and r.safety_verdict in ("allowed", "needs_approval", "blocked")
+                        for r in recs)
+
+
+def test_evaluation_metrics_and_reliability_png(tiny_model: Path, heldout_case, tmp_path: Path) -> None:
+    from llmid.engine.safety import SafetyPolicy
+
+    data = build_arrays([heldout_case, build_case(HELDOUT_SEED_BASE + 4, "test")])
+    planners = {"learned": model_steps(tiny_model, data), "runbook": runbook_steps(data),
+                "random": random_steps(data)}
+    res = evaluate(data, planners, lambda: SafetyPolicy(confidence_floor=0.99))
+    for m in res["planners"].values():
+        assert m["n"] == 2 and 0 <= m["success@1"] <= m["success@3"] <= 1 and 0 <= m["ece"] <= 1
+        assert m["harmful_actions_after_gate"] == 0  # with a 0.99 floor nothing but escalation passes
+    png = reliability_png(res, tmp_path / "rel.png")
+    blob = png.read_bytes()
+    assert blob[:8] == b"\x89PNG\r\n\x1a\n"
+    w, h = struct.unpack(">II", blob[16:24])
+    idat = blob[blob.index(b"IDAT") + 4: blob.index(b"IEND") - 8]
+    assert len(zlib.decompress(idat)) == h * (1 + 3 * w)
+
+
+def test_calibration_error() -> None:
+    ece, bins = calibration(np.array([0.9, 0.9, 0.1, 0.1]), np.array([True, True, False, False]))
+    assert ece == pytest.approx(0.1) and [b["count"] for b in bins] == [2, 2]
+    ece, _ = calibration(np.array([0.95] * 4), np.array([True, False, True, False]))
+    assert ece == pytest.approx(0.45)
+
+
+def test_eval_planner_cli(tiny_model: Path, tmp_path: Path) -> None:
+    png = tmp_path / "rel.png"
+    p = subprocess.run([sys.executable, "-m", "llmid", "eval", "planner", "--scenarios", "2", "--model",
+                        str(tiny_model), "--cache", str(tmp_path), "--png", str(png), "-q"],
+                       capture_output=True, text=True, check=False)
+    assert p.returncode == 0, p.stderr
+    res = json.loads(p.stdout)
+    assert set(res["planners"]) == {"learned", "runbook", "random"} and png.is_file()
+    assert res["scenarios"] == 2
