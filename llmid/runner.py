@@ -162,6 +162,11 @@ def _commit(store: Store, batch: Batch, summary: RunSummary) -> None:
     if not batch:
         return
     store.write(batch)
+    for rec in batch.recommendations:  # the gate's decision on every recommendation, in the audit trail
+        store.record_audit(f"planner ({rec.method})", "recommendation.gate", rec.recommendation_id,
+                           {"incident_id": rec.incident_id, "action": rec.action, "target": rec.target,
+                            "confidence": round(rec.confidence.mean, 6), "verdict": rec.safety_verdict,
+                            "reasons": list(rec.safety_reasons)})
     summary.records += len(batch.records)
     summary.template_ids.update(r.template_id for r in batch.records if r.template_id)
     recs_by_incident: dict[str, list[dict[str, Any]]] = {}

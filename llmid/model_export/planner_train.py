@@ -66,8 +66,19 @@ class TrainConfig:
         return cls(scenarios=12, epochs=3, batch=8, model=ModelConfig(hidden=16, proj=8))
 
 
+def _groups(targets: np.ndarray) -> np.ndarray:
+    """Per case and joint action: an id shared by every joint action naming the same (action, target)."""
+    out = np.zeros((len(targets), N_JOINT), np.int64)
+    for i, t in enumerate(targets):
+        names = json.loads(str(t)) or [None] * N_JOINT
+        ids: dict[tuple[str, str | None], int] = {}
+        for j in range(N_JOINT):
+            out[i, j] = ids.setdefault((JOINT[j][0], names[j]), len(ids))
+    return out
+
+
 def _rollout_loss(net: PlannerNet, x: torch.Tensor, avail0: torch.Tensor, fixed: torch.Tensor,
-                  reward: torch.Tensor, fault: torch.Tensor, cfg: TrainConfig,
+                  reward: torch.Tensor, fault: torch.Tensor, groups: torch.Tensor, cfg: TrainConfig,
                   gen: torch.Generator) -> dict[str, torch.Tensor]:
     """One batch of episodes under the current policy, and the joint loss over the visited states."""
     b = x.shape[0]
@@ -100,8 +111,8 @@ def _rollout_loss(net: PlannerNet, x: torch.Tensor, avail0: torch.Tensor, fixed:
         elbo = elbo + (el * m).sum() / m.sum().clamp_min(1)
         done = fixed.gather(1, a[:, None]).squeeze(1) | (a == ESCALATE)
         alive = alive & ~done
-        avail = avail.clone()
-        avail[torch.arange(b), a] = 0.0
+        same = groups == groups.gather(1, a[:, None])  # the same action on the same target, however named
+        avail = avail * (~same).float()
         if not bool(alive.any()):
             break
     # Returns and advantages (A2C, Monte-Carlo returns over the short episode).
@@ -137,6 +148,7 @@ def train(cfg: TrainConfig, data: dict[str, np.ndarray], log: Callable[[str], No
     fixed = torch.from_numpy(data["fixed"][keep])
     reward = torch.from_numpy(data["reward"][keep].astype(np.float32))
     fault = torch.from_numpy(data["fault"][keep])
+    groups = torch.from_numpy(_groups(data["targets"][keep]))
     net = PlannerNet(cfg.model)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -147,7 +159,8 @@ def train(cfg: TrainConfig, data: dict[str, np.ndarray], log: Callable[[str], No
         agg: dict[str, float] = {}
         for s in range(0, n, cfg.batch):
             idx = perm[s: s + cfg.batch]
-            losses = _rollout_loss(net, x[idx], avail[idx], fixed[idx], reward[idx], fault[idx], cfg, gen)
+            losses = _rollout_loss(net, x[idx], avail[idx], fixed[idx], reward[idx], fault[idx], groups[idx], cfg,
+                                   gen)
             opt.zero_grad()
             losses["total"].backward()
             torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)

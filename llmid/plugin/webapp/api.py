@@ -153,6 +153,12 @@ def _decide(recommendation_id: str, status: str) -> Response:
     if len(recommendation_id) > 128 or st.get_recommendation(recommendation_id) is None:
         return error_response(404, f"No recommendation {recommendation_id[:128]!r}.")
     doc = st.set_recommendation_status(recommendation_id, status, actor=_actor(), reason=reason)
+    settings = state().config.settings
+    if status == "approved" and settings.execute:  # execution hooks run only when switched on explicitly
+        from llmid.plugin.executors import execute_recommendation
+
+        doc = dict(doc)
+        doc["execution"] = execute_recommendation(st, recommendation_id, settings, actor=_actor())
     return jsonify(doc)
 
 
