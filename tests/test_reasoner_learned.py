@@ -95,22 +95,26 @@ def test_shipped_model_card() -> None:
         assert card[k]
 
 
-def test_learned_reasoner_finds_a_held_out_root_cause() -> None:
-    """A held-out scenario (seed and wording never trained on): the first incident ranks the root cause first."""
-    case = sim_case(HELDOUT_SEED_BASE + 1, "test")
+def test_learned_reasoner_finds_held_out_root_causes() -> None:
+    """Held-out scenarios (seeds and wordings never trained on): the first incident ranks the root cause first."""
     settings = Settings()
-    incidents = run_pipeline(case.fresh_records(), settings, LearnedReasoner(settings))
-    root = case.truth["root_cause_line"]
-    after = [i for i in incidents if i.last_line >= root]
-    assert after, "the fault raised no incident"
-    inc = after[0]
-    assert inc.method == "learned" and 0.5 <= inc.anomaly_score <= 1.0
-    assert root in inc.ranking[0].lines
-    assert inc.chain[0] is inc.ranking[0] and len(inc.chain) >= 2
-    assert all(e.first_seen is None or e.first_seen >= inc.chain[0].first_seen for e in inc.chain[1:])
-    assert inc.ranking[0].score == pytest.approx(inc.anomaly_score * inc.ranking[0].score / inc.anomaly_score)
-    scores = [e.score for e in inc.ranking]
-    assert scores == sorted(scores, reverse=True) and 0 < scores[0] <= 1
+    hits = chains = 0
+    for k in range(5):
+        case = sim_case(HELDOUT_SEED_BASE + k, "test")
+        incidents = run_pipeline(case.fresh_records(), settings, LearnedReasoner(settings))
+        root = case.truth["root_cause_line"]
+        after = [i for i in incidents if i.last_line >= root]
+        assert after, "the fault raised no incident"
+        inc = after[0]
+        hits += root in inc.ranking[0].lines
+        assert inc.method == "learned" and 0.5 <= inc.anomaly_score <= 1.0
+        assert inc.chain[0] is inc.ranking[0]
+        chains += len(inc.chain) >= 2  # a root cause at the very end of a window has its symptoms in the next
+        assert all(e.first_seen is None or e.first_seen >= inc.chain[0].first_seen for e in inc.chain[1:])
+        scores = [e.score for e in inc.ranking]
+        assert scores == sorted(scores, reverse=True) and 0 < scores[0] <= inc.anomaly_score
+        assert inc.first_line <= min(inc.ranking[0].lines)
+    assert hits >= 4 and chains >= 3
 
 
 def test_learned_reasoner_is_quiet_on_normal_traffic_and_resumes() -> None:

@@ -246,8 +246,9 @@ def test_shipped_model_parses_unseen_style_lines() -> None:
     miner = make_miner("learned")
     out = miner.add_batch(["Invalid user webmaster from 10.0.0.1", "Invalid user oracle from 10.0.0.2",
                            "Invalid user test from 10.0.0.3", "Invalid user admin from 10.0.0.4"])
-    assert len({m.template_id for m in out}) <= 2
-    assert miner.template(out[-1].template_id) == "Invalid user <*> from <*>"
+    # the user name becomes a variable at the latest when its slot has shown `vary` words; the earlier
+    # templates are refined to the same string, keeping their ids
+    assert {miner.template(m.template_id) for m in out} == {"Invalid user <*> from <*>"}
 
 
 @pytest.mark.slow
@@ -288,3 +289,26 @@ def test_batches_equal_line_by_line_on_real_lines(tiny_model: StructurerNet) -> 
     by_batch = [m.template_id for i in range(0, len(lines), 97) for m in b.add_batch(lines[i:i + 97])]
     assert by_line == by_batch
     assert {a.template(t) for t in by_line} == {b.template(t) for t in by_batch}
+
+
+@needs_data
+def test_worker_state_round_trip_equals_in_process(tiny_model: StructurerNet, tmp_path: Path) -> None:
+    """A worker restores the structurer from JSON before every chunk: the templates must be exactly the
+    in-process ones (clusters, exact cache, variation evidence all survive the round trip)."""
+    from llmid.config import Settings
+    from llmid.evaluation.parsing_eval import gt_paths, load_gt
+    from llmid.workers.runstate import structurer_from_json, structurer_to_json
+
+    model = export_onnx(tiny_model, tmp_path / "s.onnx")
+    settings = Settings(structurer="learned", structurer_model=str(model))
+    lines = load_gt(gt_paths(str(LOGHUB), "OpenSSH")[1])[0] + load_gt(gt_paths(str(LOGHUB), "Linux")[1])[0][:1000]
+    ref = Structurer.from_state(None, kind="learned", model_path=model)
+    want = [m.template_id for i in range(0, len(lines), 97) for m in ref.miner.add_batch(lines[i:i + 97])]
+    got: list[str] = []
+    st = Structurer.from_state(None, kind="learned", model_path=model)
+    for i in range(0, len(lines), 97):
+        st = structurer_from_json(json.loads(json.dumps(structurer_to_json(st))), settings)
+        assert st.kind == "learned"
+        got.extend(m.template_id for m in st.miner.add_batch(lines[i:i + 97]))
+    assert got == want
+    assert {t: ref.miner.template(t) for t in want} == {t: st.miner.template(t) for t in got}

@@ -314,8 +314,6 @@ def test_pages_need_login_and_csrf(env: dict[str, Any]) -> None:
     assert r.status_code == 403
 
 
-@pytest.mark.xfail(reason="known failure since the planner/reasoner changes of issue 4: the approve button of the "
-                   "chosen recommendation is not on the first page; see the issue note", strict=False)
 def test_page_approve_with_csrf(env: dict[str, Any]) -> None:
     c = app_for(env).test_client()
     assert login(c, env["tokens"]["write"]).status_code == 302

@@ -152,10 +152,15 @@ class TemplateEmbedder:
     """Unit-norm 384-d embedding per template string, from the int8 ONNX encoder, with an LRU cache.
 
     `embed(templates)` returns an (n, 384) float32 array; repeated strings cost one model call per process.
-    Thread-safe (one lock around the cache and the session call)."""
+    Thread-safe (one lock around the cache and the session call).
+
+    One template per model call by default: the int8 encoder quantises activations dynamically, with one scale
+    over the whole input tensor, so a template's vector would depend on which others (and how much padding)
+    shared its batch — and a worker that embeds a different set than the in-process run would score
+    differently. Templates are few and cached, so this costs ~2 ms per new template."""
 
     def __init__(self, model_path: str | Path | None = None, vocab_path: str | Path | None = None, *,
-                 cache_size: int = 50_000, batch: int = 32, device: str | None = None) -> None:
+                 cache_size: int = 50_000, batch: int = 1, device: str | None = None) -> None:
         self.model_path = Path(model_path) if model_path else MODELS_DIR / ENCODER_FILE
         self.vocab_path = Path(vocab_path) if vocab_path else MODELS_DIR / VOCAB_FILE
         self.cache_size = cache_size

@@ -264,10 +264,12 @@ class Reference:
         return Reference(self.windows, self.lines, self.records, dict(self.counts), dict(self.templates),
                          dict(self.levels))
 
-    def to_json(self) -> dict[str, Any]:
-        return {"windows": self.windows, "lines": round(self.lines, 6), "records": self.records,
-                "counts": {k: round(v, 6) for k, v in self.counts.items()},
-                "templates": {k: round(v, 6) for k, v in self.templates.items()},
+    def to_json(self, exact: bool = False) -> dict[str, Any]:
+        """Rounded for storage between runs; `exact` keeps full precision (a run handed between workers)."""
+        r: Any = (lambda v: v) if exact else (lambda v: round(v, 6))
+        return {"windows": self.windows, "lines": r(self.lines), "records": self.records,
+                "counts": {k: r(v) for k, v in self.counts.items()},
+                "templates": {k: r(v) for k, v in self.templates.items()},
                 "levels": dict(self.levels)}
 
     @classmethod
@@ -516,6 +518,36 @@ class GraphStream:
 
     def load_state(self, data: dict[str, Any]) -> None:
         self.sources = {str(s): _SourceState(Reference.from_json(d)) for s, d in data.items()}
+
+    def exact_state(self) -> dict[str, Any]:
+        """Everything, unfolded and at full precision, including the pending window's records (the next graph's
+        context): a worker that resumes from it computes exactly what one process would have."""
+        out: dict[str, Any] = {}
+        for src, st in self.sources.items():
+            p = st.pending
+            out[src] = {"ref": st.ref.to_json(exact=True),
+                        "pending": None if p is None else {"records": [_record_row(r) for r in p.records],
+                                                           "anomalous": p.anomalous, "end": p.end}}
+        return out
+
+    def load_exact_state(self, data: dict[str, Any]) -> None:
+        self.sources = {}
+        for src, d in data.items():
+            p = d.get("pending")
+            pending = None if p is None else _Pending([_record_from_row(str(src), r) for r in p["records"]],
+                                                      bool(p["anomalous"]), p["end"])
+            self.sources[str(src)] = _SourceState(Reference.from_json(d["ref"]), pending)
+
+
+def _record_row(r: LogRecord) -> list[Any]:
+    """What a graph reads of a record (see `build_events` and `graph_inputs`)."""
+    return [r.line_id, r.offset, r.timestamp, r.level, r.service, r.host, r.template_id, r.template, r.content]
+
+
+def _record_from_row(source: str, row: list[Any]) -> LogRecord:
+    line_id, offset, ts, level, service, host, tid, template, content = row
+    return LogRecord(line_id=int(line_id), source=source, offset=int(offset), message=content, content=content,
+                     timestamp=ts, level=level, service=service, host=host, template_id=tid, template=template)
 
 
 def build_events_of(records: list[LogRecord]) -> list[Event]:

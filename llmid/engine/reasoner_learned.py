@@ -195,6 +195,13 @@ class LearnedReasoner:
     def state(self) -> dict[str, Any]:
         return {"method": self.METHOD, "version": self.STATE_VERSION, "sources": self.stream.state()}
 
+    def exact_state(self) -> dict[str, Any]:
+        """For hand-over between workers after every window (see `GraphStream.exact_state`)."""
+        return self.stream.exact_state()
+
+    def load_exact_state(self, state: dict[str, Any]) -> None:
+        self.stream.load_exact_state(state)
+
     def load_state(self, state: dict[str, Any]) -> None:
         if state.get("method") != self.METHOD or int(state.get("version", 0)) != self.STATE_VERSION:
             raise ValueError("Reasoner state was written by a different reasoner or version.")

@@ -9,6 +9,7 @@ string (Drain3 issue #32), so ids stay stable as the stream goes on and across r
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from dataclasses import dataclass, field
@@ -455,15 +456,19 @@ def piece_flags(tok: str, probs: list[float], threshold: float, generic: list[bo
 
 
 def masked_from_outputs(lines: list[list[str]], char_logits: Any, join_logits: Any, *,
-                        threshold: float = 0.5, keep: float = 0.0, union_generic: bool = True) -> list[list[str]]:
+                        threshold: float = 0.5, keep: float = 0.0, union_generic: bool = True,
+                        join: float = 0.5) -> list[list[str]]:
     """Masked tokens of each line from the model's logits, decided per piece (`piece_flags`).
 
     With `union_generic` the generic mask is the default the model corrects: a value it finds (numbers,
     addresses, paths, ids) stays a variable unless the model is sure it is not (probability < `keep`), and the
     model adds variables where it is sure (probability > `threshold`). Without it, the model alone decides
     (threshold on every piece)."""
+    import math
+
     import numpy as np
 
+    join_logit = math.log(join / (1.0 - join)) if 0.0 < join < 1.0 else (math.inf if join >= 1.0 else -math.inf)
     out: list[list[str]] = []
     for i, toks in enumerate(lines):
         flags: list[list[bool]] = []
@@ -475,7 +480,7 @@ def masked_from_outputs(lines: list[list[str]], char_logits: Any, join_logits: A
             if j < MAX_TOKENS:
                 p = expand_probs(len(tok), probs_line[j][:min(len(tok), MAX_CHARS)])
                 f = piece_flags(tok, p, threshold, g, keep)
-                joins.append(bool(join_logits[i, j] > 0.0))
+                joins.append(bool(join_logits[i, j] > join_logit))
             else:
                 f = list(g) if g is not None else [False] * len(tok)
                 joins.append(False)
@@ -518,7 +523,7 @@ class Tagger:
     def __init__(self, model_path: str | Path | None = None, *, device: str | None = None,
                  threads: int | None = None, batch_size: int = 128, session: Any = None,
                  threshold: float = ADD_THRESHOLD, keep: float = 0.0, union_generic: bool = True,
-                 max_cells: int = 131072) -> None:
+                 join: float = 0.5, max_cells: int = 131072) -> None:
         self.model_path = Path(model_path) if model_path is not None else structurer_model_path()
         if session is None:
             from llmid.engine.runtime import get_session, make_session
@@ -532,6 +537,7 @@ class Tagger:
         self.max_cells = max_cells
         self.threshold = threshold
         self.keep = keep
+        self.join = join
         self.union_generic = union_generic
         self.lines_tagged = 0
         self.batches_run = 0
@@ -570,7 +576,7 @@ class Tagger:
             chunk = [lines[i] for i in idx]
             char_l, tok_l, join_l, emb = self.run(encode_lines(chunk))
             masked = masked_from_outputs(chunk, char_l, join_l, threshold=self.threshold, keep=self.keep,
-                                         union_generic=self.union_generic)
+                                         union_generic=self.union_generic, join=self.join)
             probs = 1.0 / (1.0 + np.exp(-tok_l))
             for r, i in enumerate(idx):
                 n = len(lines[i])
@@ -606,6 +612,17 @@ class LearnedCluster(Cluster):
     checks: tuple[Any, ...] = ()
     """Compiled match plan: ((position, constant), ...), ((position, masked, pattern), ...) and the positions
     that hold parameters."""
+
+
+def _slot_key(n: int, p: int, masked: list[str]) -> int:
+    """A stable 64-bit key of (line length, slot, the other tokens): the same in every process (Python's
+    `hash` of strings is not), so the evidence survives being saved and restored."""
+    h = hashlib.blake2b(digest_size=8)
+    h.update(f"{n}\x1e{p}\x1e".encode())
+    h.update("\x1f".join(masked[:p]).encode("utf-8", "surrogatepass"))
+    h.update(b"\x1e")
+    h.update("\x1f".join(masked[p + 1:]).encode("utf-8", "surrogatepass"))
+    return int.from_bytes(h.digest(), "little")
 
 
 def _is_free(tok: str) -> bool:
@@ -718,6 +735,9 @@ class LearnedMiner(TemplateMiner):
         state["learned_version"] = LEARNED_STATE_VERSION
         for d, c in zip(state["clusters"], self._clusters.values(), strict=True):
             d["probs"] = list(getattr(c, "probs", []))
+        # variation evidence: slot key, the words seen there, the templates of those lines
+        state["slots"] = [[str(k), sorted(words), [c.template_id for c in cls]]
+                          for k, (words, cls) in self._slots.items()]
         return state
 
     @classmethod
@@ -738,6 +758,9 @@ class LearnedMiner(TemplateMiner):
             for depth in range(1, len(route)):
                 miner._children.setdefault(route[:depth], set()).add(route[depth])
             miner._add_index(cl)
+        for key, words, ids in state.get("slots", []):
+            cls = [miner._clusters[t] for t in ids if t in miner._clusters]
+            miner._slots[int(key)] = (set(words), cls)  # type: ignore[arg-type]
         return miner
 
     # -- internals ------------------------------------------------------------------------------------------
@@ -849,7 +872,8 @@ class LearnedMiner(TemplateMiner):
                     if sib is not cl and len(sib.tokens) == len(masked) and sib.tokens[p] != WILDCARD:
                         sib.probs[p] = max(sib.probs[p], self.gate)
                         gen = list(sib.tokens)
-                        gen[p] = WILDCARD
+                        # what the words share up to a delimiter stays (`name=<*>`), as when a line merges
+                        gen[p] = merge_tokens(sib.tokens[p], masked[p]) if sib.tokens[p] and masked[p] else WILDCARD
                         self._refine(sib, gen, sib.probs)
                 self._note_slots(masked, cl)
                 return cl, False, self._refine(cl, masked, probs)
@@ -869,7 +893,7 @@ class LearnedMiner(TemplateMiner):
         for p, tok in enumerate(masked):
             if _is_free(tok) or WILDCARD in tok:
                 continue
-            key = hash((n, p, tuple(masked[:p]), tuple(masked[p + 1:])))
+            key = _slot_key(n, p, masked)
             slot = self._slots.get(key)
             if cl is None:
                 if slot is not None and tok not in slot[0] and len(slot[0]) + 1 >= self.vary:

@@ -102,6 +102,9 @@ def cmd_train_structurer(args: argparse.Namespace) -> int:
                   "threads": cfg.threads, "config": cfg.to_json(), "history": stats["history"]},
         command=command,
         parity=par,
+        runtime=runtime_settings(),
+        data_terms="Trained on Loghub-2k (logpai/loghub; research and academic use, see ../shared/data/loghub2k/"
+                   "SOURCE.md); the data files are not shipped, the weights are derived from them.",
         metrics=_existing_metrics(card_path),
     )
     say(f"wrote {out} ({os.path.getsize(out) / 1e6:.2f} MB) and {card}; parity: max |diff| "
@@ -110,6 +113,15 @@ def cmd_train_structurer(args: argparse.Namespace) -> int:
         with open(card, encoding="utf-8") as fh:
             print(fh.read())
     return 0
+
+
+def runtime_settings() -> dict[str, Any]:
+    """How the engine uses the model (constants of llmid.engine.structurer), recorded in the card."""
+    from llmid.engine import structurer as st
+
+    return {"miner": "LearnedMiner: exact hash of generic masks -> template match -> model (batched)",
+            "similarity": st.LEARNED_SIMILARITY, "gate": st.GATE, "vary": st.VARY,
+            "add_threshold": st.ADD_THRESHOLD, "max_tokens": st.MAX_TOKENS, "max_chars": st.MAX_CHARS}
 
 
 def _existing_metrics(card_path: str) -> dict[str, Any]:

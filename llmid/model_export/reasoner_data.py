@@ -129,7 +129,7 @@ def _multiset(events: list[str]) -> tuple[tuple[str, int], ...]:
     return tuple(sorted(Counter(events).items()))
 
 
-def hdfs_samples(table: EmbeddingTable, augment: float = 0.25, seed: int = 0) -> list[Sample]:
+def hdfs_samples(table: EmbeddingTable, augment: float = 0.15, seed: int = 0) -> list[Sample]:
     """Training sessions of the chronological split (the earlier blocks), cleaned and augmented.
 
     - A training anomaly whose logged events are exactly those of some normal training session is dropped: its

@@ -50,7 +50,7 @@ class ReasonerConfig:
     proj: int = 32
     use_embeddings: bool = True
     dropout: float = 0.1
-    emb_dropout: float = 0.3
+    emb_dropout: float = 0.5
     """Training only: a node's template embedding is zeroed with this probability, so the model cannot lean on
     recognising wordings and must also read the structure (what follows an event, how closely, where)."""
     emb_dim: int = 384

@@ -92,6 +92,14 @@ BENIGN_EVENTS = (
     ("INFO", "{resource} {ident} handed over to standby (planned)"),
     ("WARN", "{resource} {ident} certificate expires in {n} days"),
     ("ERROR", "audit: {user} denied access to {resource} {ident} (policy)"),
+    ("ERROR", "{op} {rid} failed: client closed the request early"),
+    ("ERROR", "request from {ip} rejected: payload too large ({big} bytes)"),
+    ("WARN", "{resource} {ident}: transient error, retried successfully"),
+    ("ERROR", "{op} {rid} failed: unsupported media type from client {ip}"),
+    ("WARN", "connection from {ip} dropped: idle for {n}s"),
+    ("ERROR", "exception in {op} handler for {rid} (client input invalid), returned 400"),
+    ("WARN", "{resource} {ident} reported {n} soft errors, all corrected"),
+    ("ERROR", "failed to parse header from {ip}: unexpected token at {n}"),
 )
 IDENT_STEMS = ("alpha", "east", "blue", "core", "edge", "main", "ledger", "orion", "tide", "delta", "north", "kilo")
 

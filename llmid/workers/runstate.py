@@ -195,6 +195,8 @@ def reasoner_to_json(reasoner: Any) -> dict[str, Any]:
     if isinstance(histories, dict) and all(isinstance(h, SourceHistory) for h in histories.values()):
         return {"exact": {src: {"windows": h.windows, "lines": h.lines, "records": h.records, "counts": h.counts}
                           for src, h in histories.items()}}
+    if hasattr(reasoner, "exact_state"):
+        return {"exact_stream": reasoner.exact_state()}
     return {"state": reasoner.state()}
 
 
@@ -203,5 +205,7 @@ def reasoner_load(reasoner: Any, d: dict[str, Any]) -> None:
         reasoner.histories = {src: SourceHistory(int(h["windows"]), float(h["lines"]), int(h["records"]),
                                                  {k: float(v) for k, v in h["counts"].items()})
                               for src, h in d["exact"].items()}
+    elif "exact_stream" in d:
+        reasoner.load_exact_state(d["exact_stream"])
     elif d.get("state"):
         reasoner.load_state(d["state"])

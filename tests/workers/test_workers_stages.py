@@ -59,15 +59,7 @@ def _reference(tmp_path: Path, log: Path, cfg: Settings) -> dict:
     return {"summary": summary, "dump": dump(tmp_path / "ref.db")}
 
 
-KNOWN_DRIFT = pytest.mark.xfail(
-    reason="known failure: after the reasoner changes of issue 4 landed, a worker resuming the baseline reasoner's "
-    "history gives slightly different anomaly scores than the in-process run (state exactness); see the issue note",
-    strict=False,
-)
-
-
-@pytest.mark.parametrize("mode", ["one worker", pytest.param("fresh worker per message", marks=KNOWN_DRIFT),
-                                  pytest.param("every message twice", marks=KNOWN_DRIFT)])
+@pytest.mark.parametrize("mode", ["one worker", "fresh worker per message", "every message twice"])
 def test_stages_give_the_in_process_results(tmp_path: Path, sim_log: Path, mode: str) -> None:
     cfg = settings(window_max_lines=700)  # many windows: the reasoner's history changes hands often
     ref = _reference(tmp_path, sim_log, cfg)
@@ -87,7 +79,6 @@ def test_stages_on_tricky_input(tmp_path: Path, tricky_log: Path) -> None:
     assert_same(dump(tmp_path / "w.db"), ref["dump"])
 
 
-@KNOWN_DRIFT
 def test_a_run_continues_the_stores_templates(tmp_path: Path, sim_log: Path, tricky_log: Path) -> None:
     """Templates (and the reasoner's history) carry over from earlier runs as with `ingest` in-process."""
     cfg = settings()
