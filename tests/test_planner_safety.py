@@ -21,6 +21,7 @@ from llmid.store import open_store
 
 POLICY = """
 confidence_floor = 0.5
+approval_floor = 0.8
 disruptive = ["drain_node", "failover_database"]
 
 [allowed_actions]
@@ -62,7 +63,7 @@ def test_policy_file_toml_and_json_agree(policy_file: Path, tmp_path: Path) -> N
     j.write_text(json.dumps(tomllib.loads(POLICY)))
     b = SafetyPolicy.load(j)
     for p in (a, b):
-        assert p.confidence_floor == 0.5 and p.blast_radius == {"drain_node": 2}
+        assert p.confidence_floor == 0.5 and p.approval_floor == 0.8 and p.blast_radius == {"drain_node": 2}
         assert p.allowed_actions["metadata-db"] == ["failover_database", "escalate_to_human"]
         assert p.maintenance_windows[0].daily == (120, 180)
 
@@ -86,6 +87,7 @@ def test_gate_applies_every_rule_of_the_file(policy_file: Path) -> None:
     assert gate.assess(rec("restart_service", "auth", 0.4), now).safety_verdict == "blocked"
     assert gate.assess(rec("escalate_to_human", None, 0.1), now).safety_verdict == "allowed"
     assert gate.assess(rec("restart_service", "auth"), now).safety_verdict == "allowed"
+    assert gate.assess(rec("restart_service", "auth", 0.7), now).safety_verdict == "needs_approval"  # < approval
     assert gate.assess(rec("restart_service", "metadata-db"), now).safety_verdict == "blocked"  # allow-list
     assert gate.assess(rec("failover_database", "metadata-db"), now).safety_verdict == "needs_approval"
     # rate limit: one restart of auth per hour, then approval

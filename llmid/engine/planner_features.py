@@ -8,8 +8,9 @@ engine reports it, never from simulator ground truth or wording rules:
   sometimes a benign one-off and the cause ranks second or third): its template embedding (MiniLM,
   `embeddings.TemplateEmbedder`), the embedding of its service/program name (its role), its log level, score,
   line count, whether it is on the fault chain and where;
-- the mean embedding of the chain events after the root cause (the fault signature: what the fault did
-  downstream), the chain's shape (length, distinct services/hosts, share of ERROR/FATAL) and the anomaly score.
+- the mean embedding of the chain events after the root cause and of the services they come from (the fault
+  signature: what the fault did downstream, and where), the chain's shape (length, distinct services/hosts,
+  levels) and the anomaly score.
 
 Targets are not free text: each action applies to one candidate event and one of three *target kinds* read from
 it — its `service`, its `host`, or the `entity` (the identifier among its lines' parameters that the rest of the
@@ -39,7 +40,7 @@ N_JOINT = len(JOINT)
 LEVELS: tuple[str, ...] = ("TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL")
 EMB_DIM = 384
 N_EVENT = 2 * EMB_DIM + len(LEVELS) + 1 + 7
-N_GLOBAL = EMB_DIM + 5
+N_GLOBAL = 2 * EMB_DIM + 5 + len(LEVELS)
 FEATURE_DIM = EVENTS * N_EVENT + N_GLOBAL
 
 _IDENT = re.compile(r"^[A-Za-z][A-Za-z0-9_.:/-]*[0-9][A-Za-z0-9_.:/-]*$|^[A-Za-z]+[-_][A-Za-z0-9_-]+$")
@@ -70,7 +71,7 @@ def _identifiers(rec: LogRecord) -> set[str]:
 
 def entity_of(incident: Incident, records: Sequence[LogRecord] | None, event: RankedEvent | None = None) -> str | None:
     """The identifier the fault is about: a parameter of the event's lines that the other chain events mention
-    most; failing that, the identifier that the most chain events carry in their parameters (at least two)."""
+    most (else its most frequent one); an event without any takes the identifier most chain events carry."""
     if not records:
         return None
     by_line = {r.line_id: r for r in records}
@@ -83,9 +84,7 @@ def entity_of(incident: Incident, records: Sequence[LogRecord] | None, event: Ra
     if cands:
         msgs = [by_line[ln].message for e in others for ln in e.lines if ln in by_line]
         score = {c: sum(m.count(c) for m in msgs) for c in cands}
-        best = max(sorted(cands), key=lambda c: (score[c], cands[c]))
-        if score[best] > 0:
-            return best
+        return max(sorted(cands), key=lambda c: (score[c], cands[c]))
     spread: Counter[str] = Counter()
     for e in incident.chain:
         ids: set[str] = set()
@@ -95,8 +94,7 @@ def entity_of(incident: Incident, records: Sequence[LogRecord] | None, event: Ra
         spread.update(ids)
     if not spread:
         return None
-    best = max(sorted(spread), key=lambda c: spread[c])
-    return best if spread[best] >= 2 else None
+    return max(sorted(spread), key=lambda c: spread[c])
 
 
 @dataclass(slots=True)
@@ -126,8 +124,11 @@ def planner_state(incident: Incident, records: Sequence[LogRecord] | None, embed
     others = [e for e in incident.chain if e is not incident.root_cause]
     texts = [t for e in events for t in (e.template, f"{e.service or 'unknown'} service")]
     texts += [e.template for e in others]
-    emb = np.asarray(embedder.embed(texts), dtype=np.float32)  # type: ignore[attr-defined]
-    chain_mean = emb[2 * len(events):].mean(axis=0) if others else np.zeros(EMB_DIM, np.float32)
+    roles = sorted({f"{e.service or 'unknown'} service" for e in others})
+    emb = np.asarray(embedder.embed(texts + roles), dtype=np.float32)  # type: ignore[attr-defined]
+    n_ev = 2 * len(events)
+    chain_mean = emb[n_ev:n_ev + len(others)].mean(axis=0) if others else np.zeros(EMB_DIM, np.float32)
+    role_mean = emb[n_ev + len(others):].mean(axis=0) if roles else np.zeros(EMB_DIM, np.float32)
     parts: list[np.ndarray] = []
     targets: list[dict[str, str | None]] = []
     for k in range(EVENTS):
@@ -147,11 +148,16 @@ def planner_state(incident: Incident, records: Sequence[LogRecord] | None, embed
     errs = [e for e in others if (e.level or "").upper() in ("ERROR", "FATAL", "CRITICAL")]
     glob = [min(len(incident.chain), 20) / 10.0, min(len(services), 10) / 5.0, min(len(hosts), 10) / 5.0,
             len(errs) / max(len(others), 1), float(incident.anomaly_score)]
-    parts.append(np.concatenate([chain_mean, np.asarray(glob, np.float32)]))
+    lv = np.zeros(len(LEVELS), np.float32)
+    for e in others:
+        lv += np.asarray(_level_onehot(e.level)[: len(LEVELS)], np.float32)
+    glob += (lv / max(len(others), 1)).tolist()
+    parts.append(np.concatenate([chain_mean, role_mean, np.asarray(glob, np.float32)]))
     x = np.concatenate(parts).astype(np.float32)
     state = PlannerState(x, np.zeros(N_JOINT, bool), targets, events)
     state.mask = np.array([state.target(j) is not None for j in range(N_JOINT)], dtype=bool)
     return state
 
 
-__all__ = ["EVENTS", "FEATURE_DIM", "JOINT", "N_JOINT", "TARGET_KINDS", "PlannerState", "entity_of", "planner_state"]
+__all__ = ["EMB_DIM", "EVENTS", "FEATURE_DIM", "JOINT", "N_EVENT", "N_JOINT", "TARGET_KINDS", "PlannerState",
+           "entity_of", "planner_state"]

@@ -7,6 +7,7 @@ disruptive actions need approval. A policy file (`SafetyPolicy.load`, TOML or JS
 
 ```toml
 confidence_floor = 0.5                 # below it only escalate_to_human is allowed
+approval_floor = 0.9                   # below it (and above the floor) an action needs an operator's approval
 disruptive = ["drain_node", "failover_database", "rollback_deploy"]   # always need approval
 
 [allowed_actions]                      # per service/host allow-list; a target not listed allows every action
@@ -103,6 +104,8 @@ class SafetyPolicy:
     """The knobs of the gate; defaults are the baseline policy."""
 
     confidence_floor: float = 0.3
+    approval_floor: float = 0.0
+    """Below this confidence (and at or above the floor) an action is not run unattended: it needs approval."""
     disruptive: frozenset[str] = DISRUPTIVE_ACTIONS
     allowed_actions: dict[str, list[str]] = field(default_factory=dict)
     """Per target (service or host): the only actions allowed on it. A target not listed allows all actions."""
@@ -116,8 +119,8 @@ class SafetyPolicy:
     source: str | None = None
     """The policy file it was read from (None = built-in)."""
 
-    KEYS = frozenset({"confidence_floor", "disruptive", "allowed_actions", "max_per_hour", "maintenance_windows",
-                      "blast_radius", "executor"})
+    KEYS = frozenset({"confidence_floor", "approval_floor", "disruptive", "allowed_actions", "max_per_hour",
+                      "maintenance_windows", "blast_radius", "executor"})
 
     @classmethod
     def load(cls, path: str | Path, confidence_floor: float | None = None) -> SafetyPolicy:
@@ -143,8 +146,10 @@ class SafetyPolicy:
             pol.confidence_floor = float(confidence_floor)
         if "confidence_floor" in doc:
             pol.confidence_floor = float(doc["confidence_floor"])
-        if not 0.0 <= pol.confidence_floor <= 1.0:
-            raise ConfigError(f"confidence_floor must be in [0, 1], got {pol.confidence_floor}.")
+        pol.approval_floor = float(doc.get("approval_floor", 0.0))
+        for name in ("confidence_floor", "approval_floor"):
+            if not 0.0 <= getattr(pol, name) <= 1.0:
+                raise ConfigError(f"{name} must be in [0, 1], got {getattr(pol, name)}.")
 
         def actions(xs: Any, where: str) -> list[str]:
             bad = [a for a in xs if a not in ACTIONS]
@@ -228,6 +233,9 @@ class SafetyGate:
                 "blocked",
                 f"Confidence {mean:.2f} is below the floor {p.confidence_floor:.2f}; only escalation is allowed.",
             )
+        elif mean < p.approval_floor:
+            worsen("needs_approval", f"Confidence {mean:.2f} is below {p.approval_floor:.2f}, the level for running "
+                                     "unattended; an operator must approve it.")
         if target is not None and target in p.allowed_actions and action not in p.allowed_actions[target]:
             worsen("blocked", f"'{action}' is not on the allow-list for {target}.")
         if action in p.disruptive:

@@ -33,6 +33,8 @@ def add_parser(sub: Any) -> None:
                                                      "planner-policy.toml when present, else the built-in one)")
     p.add_argument("--cache", metavar="DIR", help="cache the featurised held-out scenarios (and training ones)")
     p.add_argument("--png", metavar="PATH", help="write the reliability diagram here")
+    p.add_argument("--update-card", action="store_true",
+                   help="write the held-out metrics into the evaluated model's card (models/planner.json)")
     p.add_argument("--markdown", action="store_true", help="print a Markdown table instead of JSON")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=run)
@@ -80,6 +82,14 @@ def run(args: argparse.Namespace) -> int:
     result["confidence_floor"] = policy.confidence_floor
     if args.png:
         result["png"] = str(reliability_png(result, args.png))
+    card = model.with_suffix(".json")
+    if args.update_card and card.is_file():
+        doc = json.loads(card.read_text(encoding="utf-8"))
+        doc.setdefault("metrics", {})["heldout"] = {
+            "command": "llmid " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["eval"] else "llmid eval planner",
+            "scenarios": result["scenarios"], "policy": result["policy"],
+            **{name: {k: v for k, v in m.items() if k != "reliability"} for name, m in result["planners"].items()}}
+        card.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
     if args.markdown:
         print(format_markdown(result))
     else:

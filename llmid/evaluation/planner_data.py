@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import json
+import pickle
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,27 +71,37 @@ def try_action(env: RecoveryEnv, action: str, target: str | None) -> dict[str, A
             "reward": float(res.reward), "outcome": res.info["outcome"]}
 
 
-def build_case(seed: int, split: str, settings: Settings | None = None, embedder: Any = None) -> PlannerCase:
-    """Scenario → pipeline → incident → state, and the env outcome of every joint action."""
+def build_case(seed: int, split: str, settings: Settings | None = None, embedder: Any = None,
+               raw_cache: str | Path | None = None) -> PlannerCase:
+    """Scenario → pipeline → incident → state, and the env outcome of every joint action. `raw_cache`: a folder
+    keeping each scenario's incident and window records, so a featurisation change needs no pipeline re-run."""
     from llmid.engine.embeddings import default_embedder
 
     settings = settings or Settings()
     embedder = embedder or default_embedder()
-    sc = sim_case(seed, split)
-    case = PlannerCase(seed, split, sc.truth["fault_type"])
-    records = sc.fresh_records()
-    pipe = Pipeline(settings, reasoner=make_reasoner(settings))
-    incidents: list[Incident] = []
-    for chunk in batched(records, settings.batch_size):
-        incidents += pipe.feed(chunk).incidents
-    incidents += pipe.finish().incidents
-    root = sc.truth["root_cause_line"]
-    after = [i for i in incidents if i.last_line >= root]
-    if not after:
+    raw = Path(raw_cache) / f"{split}-{seed}.pkl" if raw_cache else None
+    if raw is not None and raw.is_file():
+        fault, inc, window = pickle.loads(raw.read_bytes())  # noqa: S301 - our own cache file
+    else:
+        sc = sim_case(seed, split)
+        fault, records = sc.truth["fault_type"], sc.fresh_records()
+        pipe = Pipeline(settings, reasoner=make_reasoner(settings))
+        incidents: list[Incident] = []
+        for chunk in batched(records, settings.batch_size):
+            incidents += pipe.feed(chunk).incidents
+        incidents += pipe.finish().incidents
+        root = sc.truth["root_cause_line"]
+        after = [i for i in incidents if i.last_line >= root]
+        inc = after[0] if after else None
+        window = [r for r in records if inc and inc.first_line <= r.line_id <= inc.last_line]
+        if raw is not None:
+            raw.parent.mkdir(parents=True, exist_ok=True)
+            raw.write_bytes(pickle.dumps((fault, inc, window)))
+    case = PlannerCase(seed, split, fault)
+    if inc is None:
         return case
-    inc = after[0]
     case.incident = inc
-    case.records = [r for r in records if inc.first_line <= r.line_id <= inc.last_line]
+    case.records = window
     case.state = planner_state(inc, case.records, embedder)
     env = case.env()
     env.reset()
@@ -147,8 +158,9 @@ def load_or_build(split: str, n: int, cache: str | Path | None = None, *, offset
         if d["seed"].tolist() == seeds:
             return d
     cases = []
+    raw = Path(cache).parent / "incidents" if cache is not None else None
     for k, s in enumerate(seeds):
-        cases.append(build_case(s, split))
+        cases.append(build_case(s, split, raw_cache=raw))
         if log and (k + 1) % 50 == 0:
             log(f"  {split}: {k + 1}/{n} scenarios")
     arrays = build_arrays(cases)

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F  # noqa: N812
 
-from llmid.engine.planner_features import FEATURE_DIM, N_JOINT
+from llmid.engine.planner_features import EMB_DIM, EVENTS, FEATURE_DIM, N_EVENT, N_JOINT
 
 NEG = -1e4
 
@@ -34,7 +34,13 @@ class ModelConfig:
     dropout: float = 0.2
     kappa: float = 1.0
     """Exponent of the Beta-mean shaping; 0 = unshaped policy."""
-    n_faults: int = 11
+    block_dropout: float = 0.5
+    """Training only: drop each template embedding block (per event, and the chain's) whole with this
+    probability, so no decision hangs on one wording."""
+    evidence: bool = False
+    """Add the actor's probability as pseudo-counts to each action's Beta (α += c·π, β += c·(1 − π))."""
+    n_faults: int = 12
+    """Fault classes of the auxiliary head (set from the training data)."""
 
     def to_json(self) -> dict[str, object]:
         return asdict(self)
@@ -56,12 +62,29 @@ class PlannerNet(nn.Module):
         self.prior = nn.Linear(h, 2 * N_JOINT)
         self.fault = nn.Linear(h, cfg.n_faults)
         self.proj = nn.Linear(h, cfg.proj)
+        self.evidence_weight = nn.Parameter(torch.tensor(1.0))
+
+    def _drop_blocks(self, x: torch.Tensor) -> torch.Tensor:
+        starts = [k * N_EVENT for k in range(EVENTS)] + [EVENTS * N_EVENT]  # templates; not the roles
+        keep = (torch.rand(x.shape[0], len(starts)) >= self.cfg.block_dropout).float()
+        scale = torch.ones_like(x)
+        for b, s0 in enumerate(starts):
+            scale[:, s0:s0 + EMB_DIM] = keep[:, b:b + 1]
+        return x * scale
 
     def forward(self, x: torch.Tensor, avail: torch.Tensor) -> dict[str, torch.Tensor]:
+        if self.training and self.cfg.block_dropout > 0:
+            x = self._drop_blocks(x)
         h = self.encoder(torch.cat([x, avail], dim=-1))
         logits = self.actor(h)
         ab = F.softplus(self.prior(h)) + 0.05
         alpha, beta = ab[..., :N_JOINT], ab[..., N_JOINT:]
+        if self.cfg.evidence:
+            # The actor's own preference as pseudo-counts on top of the state-conditioned prior (detached: the
+            # confidence loss never trains the actor).
+            pi = torch.softmax(torch.where(avail > 0.5, logits, torch.full_like(logits, NEG)), dim=-1).detach()
+            c = F.softplus(self.evidence_weight)
+            alpha, beta = alpha + c * pi, beta + c * (1.0 - pi)
         mean = alpha / (alpha + beta)
         # Eq. 11: shaping by the expected confidence (detached: the prior learns only from outcomes).
         shaped = logits + self.cfg.kappa * torch.log(mean.detach().clamp_min(1e-6))

@@ -5,12 +5,15 @@ candidate that has a target available; the policy samples an action, the env's o
 (time lost, side effects, +1 when fixed); a fixed fault or an escalation ends the episode, otherwise the tried
 action is masked out and the policy acts again (up to `steps`). Loss per batch (Eq. 12):
 
-    L = λ1 CE(fault) + λ2 contrast + [actor (advantage-weighted −log π) + ½ critic (G − V)² − η entropy]
+    L = λ1 CE(fault) + λ2 contrast + [actor + ½ critic (G − V)² − η entropy]
         + NLL(outcome | E[Beta]) − E_Beta[log p(outcome)] + λ3 KL(Beta || Beta(1, 1))
 
-The Beta terms see the outcome of every available candidate in every visited state (the env tried each once
-from the same point), so the confidence is calibrated on all actions, not only the sampled ones. Deterministic
-for a seed (torch and numpy seeded, one thread by default).
+The actor term is A2C's advantage-weighted −log π of the sampled action plus a policy-improvement cross-entropy
+towards softmax(Q(s, ·) / τ): the env tried every candidate, so each one's reward is known, which keeps the policy
+from collapsing onto escalation before it has found the fix. The Beta terms see the outcome of every
+available candidate in every visited state (the env tried each once from the same point), so the confidence is
+calibrated on all actions, not only the sampled ones. Deterministic for a seed (torch seeded, one thread by
+default).
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from llmid.model_export.planner_model import (
 )
 
 ESCALATE = N_JOINT - 1
+NEG_Q = -1e4
 MODELS = Path(__file__).resolve().parents[1] / "models"
 
 
@@ -53,6 +57,9 @@ class TrainConfig:
     steps: int = 3
     gamma: float = 0.9
     entropy: float = 0.01
+    mac: float = 1.0
+    """Weight of the policy-improvement term (cross-entropy to softmax(Q / tau))."""
+    tau: float = 0.1
     lambda_fault: float = 0.5
     lambda_contrast: float = 0.2
     lambda_kl: float = 0.02
@@ -63,7 +70,7 @@ class TrainConfig:
 
     @classmethod
     def tiny(cls) -> TrainConfig:
-        return cls(scenarios=12, epochs=3, batch=8, model=ModelConfig(hidden=16, proj=8))
+        return cls(scenarios=12, epochs=3, batch=8, model=ModelConfig(hidden=16, proj=8, block_dropout=0.0))
 
 
 def _groups(targets: np.ndarray) -> np.ndarray:
@@ -84,7 +91,7 @@ def _rollout_loss(net: PlannerNet, x: torch.Tensor, avail0: torch.Tensor, fixed:
     b = x.shape[0]
     avail = avail0.clone()
     alive = torch.ones(b, dtype=torch.bool)
-    logps, values, rewards, alives, ents = [], [], [], [], []
+    logps, values, rewards, alives, ents, macs = [], [], [], [], [], []
     conf_nll = torch.zeros(())
     elbo = torch.zeros(())
     first: dict[str, torch.Tensor] | None = None
@@ -98,6 +105,16 @@ def _rollout_loss(net: PlannerNet, x: torch.Tensor, avail0: torch.Tensor, fixed:
         logps.append(logp_all.gather(1, a[:, None]).squeeze(1))
         ents.append(-(probs * logp_all).sum(-1))
         values.append(out["value"])
+        # Policy-improvement term (MPO/AWR style): the env's outcome of every candidate is known, so the actor is
+        # also pulled towards the Boltzmann policy of Q(s, a) = r(a) + γ V(s) (γ V only when a does not end the
+        # episode). Unlike the sampled policy gradient, this does not vanish for actions the policy has stopped
+        # trying, so it cannot collapse onto escalation before it has found the fix.
+        ends = fixed.clone()
+        ends[:, ESCALATE] = True
+        q = reward + cfg.gamma * (~ends).float() * out["value"].detach()[:, None]
+        q = torch.where(avail > 0.5, q, torch.full_like(q, NEG_Q))
+        target = torch.softmax(q / cfg.tau, dim=-1).detach()
+        macs.append(-(target * logp_all).sum(-1))
         r = reward.gather(1, a[:, None]).squeeze(1)
         rewards.append(torch.where(alive, r, torch.zeros_like(r)))
         alives.append(alive.clone())
@@ -123,10 +140,10 @@ def _rollout_loss(net: PlannerNet, x: torch.Tensor, avail0: torch.Tensor, fixed:
         returns.append(g)
     returns.reverse()
     actor = critic = ent = torch.zeros(())
-    for lp, v, ret, al, e in zip(logps, values, returns, alives, ents, strict=True):
+    for lp, v, ret, al, e, mac in zip(logps, values, returns, alives, ents, macs, strict=True):
         w = al.float()
         adv = (ret - v).detach()
-        actor = actor + -(lp * adv * w).sum() / b
+        actor = actor + -(lp * adv * w).sum() / b + cfg.mac * (mac * w).sum() / b
         critic = critic + ((ret - v) ** 2 * w).sum() / b
         ent = ent + (e * w).sum() / b
     assert first is not None
@@ -149,6 +166,7 @@ def train(cfg: TrainConfig, data: dict[str, np.ndarray], log: Callable[[str], No
     reward = torch.from_numpy(data["reward"][keep].astype(np.float32))
     fault = torch.from_numpy(data["fault"][keep])
     groups = torch.from_numpy(_groups(data["targets"][keep]))
+    cfg.model.n_faults = len(FAULT_NAMES)
     net = PlannerNet(cfg.model)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     gen = torch.Generator().manual_seed(cfg.seed)

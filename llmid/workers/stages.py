@@ -410,7 +410,7 @@ def plan(ctx: Context, p: dict[str, Any]) -> list[FollowUp]:
                 if pipe is None:
                     pipe = ctx._planners[keys.run] = Pipeline(settings)
                 incidents.append(incident)
-                recs += [pipe.gate.assess(r) for r in pipe.planner.recommend(incident)]
+                recs += [pipe.gate.assess(r) for r in pipe.planner.recommend(incident, win_records)]
         records += win_records
         state[keys.verdict(w)] = None
         state[keys.window(w)] = None
