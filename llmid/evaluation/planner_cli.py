@@ -42,7 +42,7 @@ def add_parser(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from llmid.engine.safety import SafetyPolicy
-    from llmid.evaluation.planner_data import load_or_build
+    from llmid.evaluation.planner_data import TRAIN_SCENARIOS, load_or_build
     from llmid.evaluation.planner_eval import (
         evaluate,
         format_markdown,
@@ -63,8 +63,8 @@ def run(args: argparse.Namespace) -> int:
         log(f"training the unshaped ablation into {args.unshaped}")
         cmd = [sys.executable, "-m", "llmid", "train", "planner", "--no-shaping", "--out", args.unshaped, "-q"]
         if cache:
-            cmd += ["--cache", str(cache / "train.npz")]
-        if subprocess.run(cmd, check=False).returncode != 0:
+            cmd += ["--cache", str(cache / f"train-{TRAIN_SCENARIOS}.npz")]
+        if subprocess.run(cmd, check=False, stdout=subprocess.DEVNULL).returncode != 0:
             raise ConfigError("Training the unshaped planner failed.")
     policy_path = Path(args.policy) if args.policy else Path("benchmarks/planner-policy.toml")
     if args.policy and not policy_path.is_file():

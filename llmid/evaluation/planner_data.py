@@ -38,6 +38,8 @@ from llmid.sim.faults import FAULTS
 FAULT_NAMES: tuple[str, ...] = tuple(sorted(FAULTS))
 TRAIN_SEED_BASE = 0
 RUNBOOK_STEPS = 5
+TRAIN_SCENARIOS = 700
+"""Training scenarios of `llmid train planner` by default."""
 
 
 @dataclass(slots=True)

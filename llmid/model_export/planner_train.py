@@ -32,7 +32,7 @@ import torch
 from torch.nn import functional as F  # noqa: N812
 
 from llmid.engine.planner_features import FEATURE_DIM, JOINT, N_JOINT, TARGET_KINDS
-from llmid.evaluation.planner_data import FAULT_NAMES, load_or_build
+from llmid.evaluation.planner_data import FAULT_NAMES, TRAIN_SCENARIOS, load_or_build
 from llmid.model_export.planner_model import (
     ExportWrapper,
     ModelConfig,
@@ -49,7 +49,7 @@ MODELS = Path(__file__).resolve().parents[1] / "models"
 
 @dataclass(slots=True)
 class TrainConfig:
-    scenarios: int = 700
+    scenarios: int = TRAIN_SCENARIOS
     epochs: int = 60
     batch: int = 64
     lr: float = 2e-3
