@@ -230,6 +230,8 @@ CLOSE_SECONDS = 60.0
 MAX_NODES = 192
 """Nodes per graph; a bigger window keeps its anomalous-looking events first, then the most frequent others."""
 COOC_HORIZON = 32
+WARMUP_RECORDS = 100
+"""Records of normal profile below which a window is not judged at all, even while warming up."""
 """Records apart that still count as co-occurring."""
 
 
@@ -485,9 +487,16 @@ class GraphStream:
         ref = self.sources.get(source, _SourceState()).ref
         return ref.windows < max(self.baseline_windows, 1) or ref.records < self.baseline_records
 
-    def inputs(self, window: Window) -> GraphInputs | None:
+    def warming(self, source: str) -> bool:
+        """Still in the normal period, but with enough of it to compare against (a short log whose fault starts
+        a few minutes in would otherwise never be judged)."""
+        ref = self.sources.get(source, _SourceState()).ref
+        return self.in_baseline(source) and ref.windows >= 1 and ref.records >= WARMUP_RECORDS
+
+    def inputs(self, window: Window, warm: bool = False) -> GraphInputs | None:
+        """The window's graph; None during the normal period (with `warm`, only before `warming`)."""
         st = self.sources.setdefault(window.source, _SourceState())
-        if self.in_baseline(window.source):
+        if self.in_baseline(window.source) and not (warm and self.warming(window.source)):
             return None
         ctx: list[LogRecord] = []
         p = st.pending

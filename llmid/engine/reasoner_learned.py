@@ -8,7 +8,10 @@ runs R rounds of bidirectional attention over it and returns the window's anomal
 logit per event, the probability that each event belongs to the fault, and the forward attention (influence)
 between events.
 
-- The window is an incident when its anomaly probability reaches `settings.anomaly_threshold`.
+- The window is an incident when its anomaly probability reaches `settings.anomaly_threshold`. While the
+  source's normal profile is still being learned (`GraphStream.warming`: at least one window but fewer than
+  `baseline_windows`), windows are judged too, against the stricter `WARMUP_THRESHOLD`: a log that starts a few
+  minutes before its fault still gets its incident, without the false alarms a thin profile would raise.
 - `ranking`: events by root-cause probability (softmax over the graph's events); an event's `score` is
   P(incident) × P(root cause | incident), so an alert on "root-cause score ≥ 0.9" means what it says.
 - `chain`: the root cause, then the events the model assigns to the fault (membership ≥ 0.5) that occur after
@@ -123,6 +126,7 @@ class LearnedReasoner:
     MAX_RANKED = 25
     MAX_CHAIN = 10
     MEMBER_THRESHOLD = 0.5
+    WARMUP_THRESHOLD = 0.995
 
     def __init__(self, settings: Settings, model: ReasonerModel | None = None, *,
                  model_path: str | Path | None = None) -> None:
@@ -135,7 +139,8 @@ class LearnedReasoner:
     def reason(self, window: Window) -> Incident | None:
         if not window.records:
             return None
-        g = self.stream.inputs(window)
+        warming = self.stream.warming(window.source)
+        g = self.stream.inputs(window, warm=True)
         if g is None or not len(g):
             for rec in window.records:
                 rec.anomaly_score = 0.0
@@ -143,7 +148,8 @@ class LearnedReasoner:
             self.stream.commit(window, False)
             return None
         out = self.model.run(g)
-        flagged = out.anomaly >= self.settings.anomaly_threshold
+        flagged = out.anomaly >= (max(self.WARMUP_THRESHOLD, self.settings.anomaly_threshold) if warming
+                                  else self.settings.anomaly_threshold)
         self.stream.commit(window, flagged)
         incident = self._incident(window, g, out) if flagged else None
         scores: dict[tuple[str, str | None], float] = {}
