@@ -41,10 +41,11 @@ class Keys:
         self.r_next = p + "reason.next"
         """Next window index to reason about (the reason stage's compare-and-set cursor)."""
         self.r_state = p + "reason.state"
+        self.piece_prefix = p + "piece."
 
     def piece(self, window: int, seq: int) -> str:
         """Records of chunk `seq` that belong to window `window`, structured, waiting for the window's verdict."""
-        return f"{PREFIX}{self.run}.piece.{window}.{seq}"
+        return f"{self.piece_prefix}{window}.{seq}"
 
     def window(self, window: int) -> str:
         return f"{PREFIX}{self.run}.window.{window}"

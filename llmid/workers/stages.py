@@ -65,6 +65,9 @@ delay): long enough for a predecessor another worker is finishing, short enough 
 predecessor that was lost (it comes back when the ingesting side re-sends it)."""
 STATE_EVERY_CHUNKS = 50
 """Save the global miner state this often during a run, as the in-process runner does."""
+PIECE_CACHE_RECORDS = 200_000
+"""Records of committed pieces a worker keeps decoded in memory (Context.piece): the reason and plan steps of a
+window that run on the worker that structured it skip decoding its pieces from the store again."""
 PAYLOAD_VERSION = 1
 
 FollowUp = tuple[str, dict[str, Any]]
@@ -152,6 +155,8 @@ class Context:
     _structuring: dict[str, _Structuring] = field(default_factory=dict)
     _reasoning: dict[str, _Reasoning] = field(default_factory=dict)
     _planners: dict[str, Pipeline] = field(default_factory=dict)
+    _pieces: OrderedDict[tuple[str, str], dict[str, list[Any]]] = field(default_factory=OrderedDict)
+    _piece_records: int = 0
     _lock: threading.RLock = field(default_factory=threading.RLock)
 
     def store(self, url: str) -> Store:
@@ -171,6 +176,33 @@ class Context:
                 s.close()
             except Exception:  # noqa: BLE001 - it is being thrown away
                 pass
+
+    def keep_pieces(self, url: str, pieces: dict[str, dict[str, list[Any]]]) -> None:
+        """Remember pieces this worker has just committed (their columns, as written). A piece never changes
+        once its chunk is committed (its key names the run, the window and the chunk), so a copy is as good as
+        the store's until the piece is deleted; the oldest are forgotten beyond PIECE_CACHE_RECORDS."""
+        with self._lock:
+            for key, cols in pieces.items():
+                old = self._pieces.pop((url, key), None)
+                if old is not None:
+                    self._piece_records -= len(old["line_id"])
+                self._pieces[(url, key)] = cols
+                self._piece_records += len(cols["line_id"])
+            while self._piece_records > PIECE_CACHE_RECORDS and self._pieces:
+                _, cols = self._pieces.popitem(last=False)
+                self._piece_records -= len(cols["line_id"])
+
+    def piece(self, store: Store, key: str) -> dict[str, list[Any]] | None:
+        """A piece's columns: from this worker's memory if it committed the piece, else from the store."""
+        hit = self._pieces.get((store.url, key))
+        return hit if hit is not None else store.load_state(key)
+
+    def drop_pieces(self, url: str, keys: list[str]) -> None:
+        with self._lock:
+            for key in keys:
+                cols = self._pieces.pop((url, key), None)
+                if cols is not None:
+                    self._piece_records -= len(cols["line_id"])
 
     def run(self, store: Store, keys: Keys) -> tuple[dict[str, Any], Settings]:
         """The run's metadata and settings (the ingesting side's, not this worker's)."""
@@ -244,10 +276,11 @@ def structure(ctx: Context, p: dict[str, Any]) -> list[FollowUp]:
             closed += list(st.windower.flush())
         follow: list[FollowUp] = []
         closed_ids = {id(win) for win in closed}
+        written: dict[str, dict[str, list[Any]]] = {}
         for win in [*closed, *st.windower._open.values()]:
             pieces, mine = window_pieces(win, seq)
             if mine:
-                state[keys.piece(win.index, seq)] = records_to_json(mine)
+                written[keys.piece(win.index, seq)] = records_to_json(mine)
             if id(win) in closed_ids:
                 state[keys.window(win.index)] = {"index": win.index, "source": win.source, "start": win.start,
                                                  "end": win.end, "pieces": pieces, "save": flush}
@@ -260,6 +293,7 @@ def structure(ctx: Context, p: dict[str, Any]) -> list[FollowUp]:
             st.progress["done"] = True
         state[keys.s_state] = {"structurer": structurer_to_json(st.structurer),
                                "windower": windower_to_json(st.windower, seq)}
+        state.update(written)
         state[keys.s_progress] = st.progress
         state[keys.s_next] = seq + 1
         if flush or (seq + 1) % STATE_EVERY_CHUNKS == 0:
@@ -268,6 +302,7 @@ def structure(ctx: Context, p: dict[str, Any]) -> list[FollowUp]:
         _test_delay(f"structure {seq}")
         if not store.write_guarded(batch, keys.s_next, seq):
             return []
+        ctx.keep_pieces(store.url, written)
         # Open windows now hold this chunk's records: keep placeholders instead, as a reload would.
         st.windower = windower_from_json(state[keys.s_state]["windower"], settings.window_seconds,
                                          settings.window_max_lines)
@@ -286,10 +321,10 @@ def _load_structuring(store: Store, keys: Keys, seq: int, settings: Settings) ->
     )
 
 
-def _window_records(store: Store, keys: Keys, wmeta: dict[str, Any], source: str) -> list[Any]:
+def _window_records(ctx: Context, store: Store, keys: Keys, wmeta: dict[str, Any], source: str) -> list[Any]:
     records = []
     for seq, _n in wmeta["pieces"]:
-        cols = store.load_state(keys.piece(wmeta["index"], seq))
+        cols = ctx.piece(store, keys.piece(wmeta["index"], seq))
         if cols is None:
             raise UnknownRun(f"Piece {seq} of window {wmeta['index']} of run {keys.run} is gone.")
         records.extend(records_from_json(cols, source))
@@ -329,7 +364,7 @@ def reason(ctx: Context, p: dict[str, Any]) -> list[FollowUp]:
     if any(m is None for m in metas):
         raise NotYet(f"Windows {span.start}..{span.stop - 1} of run {keys.run} are not all closed yet.")
     skip = bool(p.get("skip"))
-    windows = [] if skip else [_window_records(store, keys, m, meta["source"]) for m in metas]
+    windows = [] if skip else [_window_records(ctx, store, keys, m, meta["source"]) for m in metas]
     start = _wait_from(store, keys.r_next, span)
     if start >= span.stop:
         return _plan_msgs(p, _verdicts_left(store, keys, span))
@@ -399,7 +434,7 @@ def plan(ctx: Context, p: dict[str, Any]) -> list[FollowUp]:
         wmeta = store.load_state(keys.window(w))
         if verdict is None or wmeta is None:
             continue  # already written (a duplicate), or given up
-        win_records = _window_records(store, keys, wmeta, meta["source"])
+        win_records = _window_records(ctx, store, keys, wmeta, meta["source"])
         if not verdict.get("failed"):
             for rec, a, rc, iid in zip(win_records, verdict["anomaly"], verdict["root_cause"],
                                        verdict["incident_id"], strict=True):
@@ -420,6 +455,7 @@ def plan(ctx: Context, p: dict[str, Any]) -> list[FollowUp]:
         return []
     _test_delay(f"plan {p['window']}")
     store.write(Batch(records=records, incidents=incidents, recommendations=recs, state=state))
+    ctx.drop_pieces(store.url, [k for k in state if k.startswith(keys.piece_prefix)])
     return []
 
 
