@@ -11,8 +11,12 @@ parallel writers open one store per process; SQLite's busy timeout queues them.
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import json
+import os
 import sqlite3
+import tempfile
 import threading
 import time
 from collections import Counter
@@ -32,6 +36,9 @@ BUSY_TIMEOUT_S = 30.0
 
 MAX_LIMIT = 10_000
 """Largest page a query returns; bigger requests are clamped so one call cannot load the whole store."""
+
+WRITER_GATE_POLL_S = 0.0005
+"""How often a writer waiting at the writer gate (`_WriterGate`) looks again."""
 
 _T = TypeVar("_T")
 _SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -75,6 +82,69 @@ def _parse_url(url: str) -> str:
     return path or ":memory:"
 
 
+class _WriterGate:
+    """Makes this host's writers to one database file take turns at an flock'ed file (in the temp directory)
+    before they ask for SQLite's own write lock.
+
+    SQLite's busy handler sleeps in growing steps (1, 2, 5, 10, ... up to 100 ms) while another connection writes,
+    so with several processes writing (workers) a waiter typically starts 5-20 ms after the lock came free, which
+    is longer than most writes take; at the gate it starts within WRITER_GATE_POLL_S. Best effort, and never
+    stricter than SQLite: a gate file that cannot be used, or a wait past BUSY_TIMEOUT_S (the holder stuck), and
+    the writer goes on to SQLite's own locking, which still decides alone. The file is opened once per process
+    (flock belongs to the open file, which a forked child would otherwise share with its parent)."""
+
+    def __init__(self, path: str) -> None:
+        digest = hashlib.sha1(os.path.realpath(path).encode("utf-8", "surrogateescape")).hexdigest()[:20]
+        self.name = os.path.join(tempfile.gettempdir(), f"llmid-sqlite-{digest}.lock")
+        self._fd: int | None = None
+        self._pid = 0
+
+    def _file(self) -> int | None:
+        if self._pid != os.getpid():
+            self._fd, self._pid = None, os.getpid()
+            try:
+                self._fd = os.open(self.name, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+            except OSError:
+                pass
+        return self._fd
+
+    def acquire(self) -> int | None:
+        """The gate's file descriptor once held, or None (go on without the gate)."""
+        fd = self._file()
+        if fd is None:
+            return None
+        deadline = 0.0
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return fd
+            except BlockingIOError:
+                now = time.monotonic()
+                if not deadline:
+                    deadline = now + BUSY_TIMEOUT_S
+                elif now > deadline:
+                    return None
+                time.sleep(WRITER_GATE_POLL_S)
+            except OSError:
+                return None
+
+    @staticmethod
+    def release(fd: int | None) -> None:
+        if fd is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        if self._fd is not None and self._pid == os.getpid():
+            try:
+                os.close(self._fd)
+            except OSError:
+                pass
+        self._fd, self._pid = None, 0
+
+
 class SQLiteStore(Store):
     """A Store in one SQLite file (or in memory); see the module docstring for durability and threads."""
 
@@ -82,6 +152,7 @@ class SQLiteStore(Store):
         self.path = path
         self.url = url or ("sqlite:///:memory:" if path == ":memory:" else f"sqlite:///{path}")
         self._lock = threading.RLock()
+        self._gate = None if path == ":memory:" else _WriterGate(path)
         self._conn: sqlite3.Connection | None = None
         self._conn = self._open()
 
@@ -210,22 +281,26 @@ class SQLiteStore(Store):
         snapshot for reads. Rolled back on any error; Ctrl-C is re-raised as is after the rollback."""
         with self._lock:
             conn = self._db
+            gate = self._gate.acquire() if write and self._gate is not None else None
             try:
-                conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-            except sqlite3.Error as err:
-                raise self._error(action, err) from err
-            try:
-                yield conn
-                conn.execute("COMMIT")
-            except BaseException as err:
                 try:
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
-                except sqlite3.Error:
-                    pass
-                if isinstance(err, Exception):
+                    conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+                except sqlite3.Error as err:
                     raise self._error(action, err) from err
-                raise
+                try:
+                    yield conn
+                    conn.execute("COMMIT")
+                except BaseException as err:
+                    try:
+                        if conn.in_transaction:
+                            conn.execute("ROLLBACK")
+                    except sqlite3.Error:
+                        pass
+                    if isinstance(err, Exception):
+                        raise self._error(action, err) from err
+                    raise
+            finally:
+                _WriterGate.release(gate)
 
     def close(self) -> None:
         """Close the connection (a WAL checkpoint runs when the last connection to the file closes)."""
@@ -233,6 +308,8 @@ class SQLiteStore(Store):
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
+            if self._gate is not None:
+                self._gate.close()
 
     def check(self) -> list[str]:
         """`PRAGMA quick_check` (O(file size), so not run at open): [] when healthy, else the problems.
@@ -254,28 +331,31 @@ class SQLiteStore(Store):
         """
         if not batch:
             return
-        rows = self._encode_rows(batch)  # before the lock: parallel writers wait less
+        rows, states = self._encode(batch)  # before the lock: parallel writers wait less
         with self._tx("write to") as conn:
-            self._write_batch(conn, batch, rows)
+            self._write_batch(conn, batch, rows, states)
 
-    def _encode_rows(self, batch: Batch) -> list[tuple[Any, ...]]:
+    def _encode(self, batch: Batch) -> tuple[list[tuple[Any, ...]], list[tuple[str, str | None]]]:
+        """The batch's record rows and state values (None: delete), JSON-encoded."""
         try:
-            return self._record_rows(batch.records)
+            states = [(key, None if value is None else _dumps(value)) for key, value in batch.state.items()]
+            return self._record_rows(batch.records), states
         except Exception as err:  # noqa: BLE001 - e.g. an unserialisable parameter: one sentence, as in _tx
             raise self._error("write to", err) from err
 
     def write_guarded(self, batch: Batch, key: str, expected: Any) -> bool:
         """Write `batch` only while state `key` still holds `expected`, check and write in one transaction, so
         several worker processes can advance one cursor without a lock manager (see Store.write_guarded)."""
-        rows = self._encode_rows(batch)
+        rows, states = self._encode(batch)
         with self._tx("write to") as conn:
             row = conn.execute("SELECT value FROM state WHERE key=?", (key,)).fetchone()
             if (None if row is None else json.loads(row[0])) != expected:
                 return False
-            self._write_batch(conn, batch, rows)
+            self._write_batch(conn, batch, rows, states)
         return True
 
-    def _write_batch(self, conn: sqlite3.Connection, batch: Batch, rows: list[tuple[Any, ...]]) -> None:
+    def _write_batch(self, conn: sqlite3.Connection, batch: Batch, rows: list[tuple[Any, ...]],
+                     states: list[tuple[str, str | None]]) -> None:
         """The body of `write`, inside the caller's transaction; a state value of None deletes that key."""
         delta: Counter[str] = Counter()
         if rows:
@@ -287,11 +367,14 @@ class SQLiteStore(Store):
             self._write_incidents(conn, batch.incidents)
         if batch.recommendations:
             self._write_recommendations(conn, batch.recommendations)
-        for key, value in batch.state.items():
-            if value is None:
-                conn.execute("DELETE FROM state WHERE key=?", (key,))
-            else:
-                self._put_state(conn, key, value)
+        deleted = [(key,) for key, text in states if text is None]
+        if deleted:
+            conn.executemany("DELETE FROM state WHERE key=?", deleted)
+        put = [(key, text) for key, text in states if text is not None]
+        if put:
+            conn.executemany(
+                "INSERT INTO state(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value", put
+            )
         moved = [(n, n, tid) for tid, n in delta.items() if n and tid not in fresh]
         if moved:
             conn.executemany(
