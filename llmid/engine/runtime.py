@@ -88,6 +88,10 @@ def batch_size(device: str | Device) -> int:
 class _Config:
     device: Device
     threads: int
+    spinning: bool = True
+    """Whether idle intra-op threads spin (ONNX Runtime's default). Worker processes turn it off: they share the
+    host's cores with other workers, and a spinning thread burns a core another worker needs (on a 2-core host,
+    about a fifth of a worker's CPU time)."""
 
 
 _config = _Config(Device("cpu"), default_threads())
@@ -96,11 +100,12 @@ _logged: set[tuple[str, str]] = set()
 _lock = threading.RLock()  # re-entrant: get_session holds it while make_session logs the provider
 
 
-def configure(device: str | Device = "cpu", threads: int | None = None) -> Device:
-    """Set this process's default device and thread count (a worker does it once at start-up)."""
+def configure(device: str | Device = "cpu", threads: int | None = None, *, spinning: bool = True) -> Device:
+    """Set this process's default device, thread count and thread spinning (a worker does it once at start-up)."""
     dev = parse_device(device)
     _config.device = dev
     _config.threads = threads if threads and threads > 0 else default_threads()
+    _config.spinning = spinning
     return dev
 
 
@@ -124,6 +129,8 @@ def make_session(model_path: str | Path, device: str | Device | None = None, *,
     # On a GPU the CPU threads only feed the device; on CPU they do the work, shared among worker processes.
     opts.intra_op_num_threads = 1 if dev.kind == "cuda" else (threads or _config.threads)
     opts.inter_op_num_threads = 1
+    if not _config.spinning:
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
         sess = ort.InferenceSession(str(path), sess_options=opts, providers=providers_for(dev))
     except Exception as err:  # noqa: BLE001 - onnxruntime raises bare RuntimeErrors/Fail for bad files

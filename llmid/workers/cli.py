@@ -102,7 +102,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
     pool = args.pool or "prefork"
     if pool == "solo" and concurrency != 1:
         raise ConfigError("The solo pool runs one task at a time: use --concurrency 1, or --pool prefork.")
-    runtime.configure(args.device, threads=runtime.default_threads(concurrency))
+    # No spinning threads: workers share the host's cores (see runtime._Config.spinning); results are the same.
+    runtime.configure(args.device, threads=runtime.default_threads(concurrency), spinning=False)
 
     from llmid.workers.app import Watchdog, check_broker, configure, defaults, use_safe_redis_transport
     from llmid.workers.client import absolute_store_url
