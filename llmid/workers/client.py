@@ -152,7 +152,7 @@ class Sender:
                 return prog
             self._check_stall()
             time.sleep(delay)
-            delay = min(delay * 1.5, 0.2)
+            delay = min(delay * 1.5, 0.05)
 
     def close(self) -> None:
         if self._depth_conn is not None:

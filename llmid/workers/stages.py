@@ -236,7 +236,7 @@ def wait_turn(store: Store, key: str, expected: int, timeout: float = TURN_WAIT_
         if time.monotonic() >= deadline:
             raise NotYet(f"{key} is at {cur}, waiting for {expected}.")
         time.sleep(delay)
-        delay = min(delay * 1.5, 0.02)
+        delay = min(delay * 1.5, 0.004)
 
 
 def _msg(task: str, payload: dict[str, Any], **extra: Any) -> FollowUp:
