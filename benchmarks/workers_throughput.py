@@ -6,7 +6,8 @@ Generates a simulated incident log (`llmid sim generate`), then times, on a fres
   processes already running (Debian's redis-server on a free loopback port, no persistence).
 Every broker run's `llmid stats --json` must equal the in-process run's (else the benchmark fails), and Redis'
 memory is read at the end of each run. The configurations take turns, one run of each per round (workers are
-started afresh for each run), so a machine whose speed drifts during the benchmark (other jobs, a busy hypervisor)
+started afresh for each run and first ingest the file once untimed, so they run warm, as long-running workers
+do), so a machine whose speed drifts during the benchmark (other jobs, a busy hypervisor)
 shifts every row alike; the speed-up over 1 worker is also given per round (paired). Before and after, two busy
 processes are timed against one: the CPU a second worker can get at all on this machine at the time (2.0 on two
 idle cores), the ceiling of any 2-worker speed-up. Prints a Markdown table (medians of --runs) and, with --json,
@@ -152,6 +153,9 @@ def main() -> int:
                    for _ in range(k)]
         try:
             time.sleep(3.0)  # workers connected and idle
+            # Warm-up, untimed: the workers load their models and fill their caches, as long-running workers have.
+            run([*LLMID, "ingest", str(log), "--broker", broker, "--store", fresh("warmup.db"), "--wait", "-q",
+                 "--timeout", "1200"])
             store = fresh(f"broker{k}.db")
             c0, w0 = child_cpu(), sum(proc_cpu(w.pid) for w in workers)
             secs = timed([*LLMID, "ingest", str(log), "--broker", broker, "--store", store, "--wait", "-q",
