@@ -187,7 +187,8 @@ def _print_summary(summary: Any, store_url: str) -> None:
             print(f"  then        [{ev['service']['name'] or ''}] {ev['template']}")
         for rec in inc["recommendations"]:
             c = rec["confidence"]
-            print(f"  recommend   {rec['action']} on {rec['target']}  confidence {c['mean']:.2f} "
+            on = f" on {rec['target']}" if rec["target"] else ""
+            print(f"  recommend   {rec['action']}{on}  confidence {c['mean']:.2f} "
                   f"[{c['low']:.2f}, {c['high']:.2f}]  safety: {rec['safety']['verdict']}")
 
 
