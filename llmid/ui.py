@@ -24,6 +24,13 @@ def make_warn(quiet: bool) -> Callable[[str], None]:
     return warn
 
 
+def make_say(quiet: bool) -> Callable[[str], None]:
+    """Progress lines of long jobs (training, evaluation) on stderr, nothing with --quiet."""
+    if quiet:
+        return lambda _msg: None
+    return lambda msg: print(msg, file=sys.stderr, flush=True)
+
+
 def error(msg: str) -> None:
     print(f"llmid: error: {msg}", file=sys.stderr)
 

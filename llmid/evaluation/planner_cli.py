@@ -10,12 +10,13 @@ from pathlib import Path
 from typing import Any
 
 from llmid.errors import ConfigError, InputError
+from llmid.ui import make_say
 
 MODELS = Path(__file__).resolve().parents[1] / "models"
 
 
 def add_parser(sub: Any) -> None:
-    from llmid.model_export.reasoner_cli import subcommands
+    from llmid.model_export.cli_support import subcommands
 
     ev = subcommands(sub, "eval", "evaluate against labelled benchmark data", "Benchmarks against ground truth.")
     p = ev.add_parser(
@@ -57,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     model = Path(args.model) if args.model else MODELS / "planner.onnx"
     if not model.is_file():
         raise InputError(f"No planner model {model}; run `llmid train planner` first.")
-    log = (lambda _m: None) if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
+    log = make_say(args.quiet)
     cache = Path(args.cache) if args.cache else None
     if args.unshaped and not Path(args.unshaped).is_file():
         log(f"training the unshaped ablation into {args.unshaped}")

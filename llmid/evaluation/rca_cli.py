@@ -25,7 +25,7 @@ ABLATIONS: dict[str, list[str]] = {
 
 
 def add_parser(sub: Any) -> None:
-    from llmid.model_export.reasoner_cli import subcommands
+    from llmid.model_export.cli_support import subcommands
 
     ev = subcommands(sub, "eval", "evaluate against labelled benchmark data", "Benchmarks against ground truth.")
     p = ev.add_parser(

@@ -13,25 +13,17 @@ import sys
 import time
 from typing import Any
 
+from llmid.model_export.cli_support import require_torch, subcommands
+from llmid.ui import make_say
+
 DEFAULT_OUT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "models",
                            "structurer.onnx")
 
 
-def _train_group(sub: Any) -> Any:
-    """The `train` command's subcommands: reuse the group when another part of llmid already made it."""
-    existing = sub.choices.get("train") if hasattr(sub, "choices") else None
-    if existing is not None:
-        for action in existing._actions:  # noqa: SLF001 - argparse keeps subparser actions here
-            if isinstance(action, argparse._SubParsersAction):  # noqa: SLF001
-                return action
-        return existing.add_subparsers(dest="train_command", metavar="MODEL", required=True)
-    tp = sub.add_parser("train", help="train a model (needs the [train] extra)",
-                        description="Train the learned models from the repository's data and export them to ONNX.")
-    return tp.add_subparsers(dest="train_command", metavar="MODEL", required=True)
-
-
 def add_parser(sub: Any) -> None:
-    tsub = _train_group(sub)
+    tsub = subcommands(sub, "train", "train a model (needs the [train] extra: torch)",
+                       "Train the learned models from the repository's data and export them to ONNX with a model "
+                       "card.")
     sp = tsub.add_parser(
         "structurer", help="train the log-structuring model and export llmid/models/structurer.onnx",
         description="Train the structuring encoder (char Bi-LSTM + multi-scale fuzzy-matching attention) on the "
@@ -52,12 +44,9 @@ def add_parser(sub: Any) -> None:
 
 
 def cmd_train_structurer(args: argparse.Namespace) -> int:
-    from llmid.errors import ConfigError, InputError
+    from llmid.errors import InputError
 
-    try:
-        import torch  # noqa: F401
-    except ImportError:
-        raise ConfigError("Training needs the [train] extra (torch): pip install 'llmid[train]'.") from None
+    require_torch()
     from llmid.evaluation.parsing_eval import available_systems
     from llmid.model_export.structurer_data import load_examples
     from llmid.model_export.structurer_export import export_onnx, parity, write_card
@@ -81,7 +70,7 @@ def cmd_train_structurer(args: argparse.Namespace) -> int:
                                             context_dim=8, embed_dim=8, fam=mcfg.fam, windows=mcfg.windows))
     if args.epochs is not None:
         cfg.epochs = args.epochs
-    say = (lambda msg: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
+    say = make_say(args.quiet)
     say(f"training on {len(systems)} systems: {', '.join(systems)}")
     examples = load_examples(args.data, systems)
     start = time.perf_counter()

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
-import sys
 from pathlib import Path
 from typing import Any
 
-from llmid.errors import ConfigError
+from llmid.model_export.cli_support import recorded_command, require_torch, subcommands
+from llmid.ui import make_say
 
 
 def add_parser(sub: Any) -> None:
-    from llmid.model_export.reasoner_cli import subcommands
 
     train = subcommands(sub, "train", "train a model (needs the [train] extra: torch)",
                         "Train the learned models from the repository's data and export them to ONNX with a model "
@@ -37,10 +35,7 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        import torch  # noqa: F401
-    except ImportError:
-        raise ConfigError("Training needs torch: pip install 'llmid[train]'.") from None
+    require_torch()
     from llmid.model_export.planner_train import TrainConfig
     from llmid.model_export.planner_train import run as train_run
 
@@ -52,9 +47,7 @@ def run(args: argparse.Namespace) -> int:
     if args.no_shaping:
         cfg.model.kappa = 0.0
     cfg.seed, cfg.threads, cfg.cache = args.seed, args.threads, args.cache
-    command = "llmid " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["train"] else \
-        "llmid train planner"
-    log = (lambda _m: None) if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
-    res = train_run(cfg, Path(args.out) if args.out else None, command=command, log=log)
+    res = train_run(cfg, Path(args.out) if args.out else None, command=recorded_command("llmid train planner"),
+                    log=make_say(args.quiet))
     print(json.dumps(res))
     return 0

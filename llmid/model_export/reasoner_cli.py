@@ -3,26 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import shlex
-import sys
 from pathlib import Path
 from typing import Any
 
 from llmid.errors import ConfigError
-
-
-def subcommands(sub: Any, name: str, help_text: str, description: str) -> Any:
-    """The subparsers action of the top-level group `name` (e.g. `train`), created if no one made it yet."""
-    group = sub.choices.get(name)
-    if group is None:
-        group = sub.add_parser(name, help=help_text, description=description)
-        action = group.add_subparsers(dest=f"{name}_command", metavar="WHAT")
-        action.required = True
-        return action
-    for act in group._actions:  # noqa: SLF001 - argparse keeps its subparsers action here
-        if isinstance(act, argparse._SubParsersAction):  # noqa: SLF001
-            return act
-    return group.add_subparsers(dest=f"{name}_command", metavar="WHAT", required=True)
+from llmid.model_export.cli_support import recorded_command, require_torch, subcommands
+from llmid.ui import make_say
 
 
 def add_parser(sub: Any) -> None:
@@ -48,10 +34,7 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        import torch  # noqa: F401
-    except ImportError:
-        raise ConfigError("Training needs torch: pip install 'llmid[train]'.") from None
+    require_torch()
     from llmid.model_export.reasoner_train import TrainConfig
     from llmid.model_export.reasoner_train import run as train_run
 
@@ -70,9 +53,7 @@ def run(args: argparse.Namespace) -> int:
         cfg.hdfs = cfg.bgl = False
     cfg.seed = args.seed
     cfg.threads = args.threads
-    command = "llmid " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["train"] else \
-        "llmid train reasoner"
-    log = (lambda _m: None) if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
-    card = train_run(cfg, Path(args.out) if args.out else None, command=command, log=log)
+    card = train_run(cfg, Path(args.out) if args.out else None, command=recorded_command("llmid train reasoner"),
+                     log=make_say(args.quiet))
     print(f"{card['file']}: {card['bytes']} bytes, validation {card['metrics']['validation_best']}")
     return 0
