@@ -263,6 +263,17 @@ class BaselineReasoner:
             raise ValueError("Reasoner state was written by a different reasoner or version.")
         self.histories = {str(src): SourceHistory.from_json(h) for src, h in state.get("sources", {}).items()}
 
+    def exact_state(self) -> dict[str, Any]:
+        """The history at full precision (`state()` rounds the decayed counts to 6 digits, fine between runs): a
+        run handed from worker to worker after every window must compute exactly as one process would."""
+        return {src: {"windows": h.windows, "lines": h.lines, "records": h.records, "counts": h.counts}
+                for src, h in self.histories.items()}
+
+    def load_exact_state(self, state: dict[str, Any]) -> None:
+        self.histories = {src: SourceHistory(int(h["windows"]), float(h["lines"]), int(h["records"]),
+                                             {k: float(v) for k, v in h["counts"].items()})
+                          for src, h in state.items()}
+
 
 def make_reasoner(settings: Settings) -> Reasoner:
     """The reasoner `settings.reasoner` names: "learned" (default; models/reasoner.onnx or

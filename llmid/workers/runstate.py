@@ -20,7 +20,6 @@ from typing import Any
 
 from llmid.config import Settings
 from llmid.documents import Incident, LogRecord, RankedEvent, Template
-from llmid.engine.reasoner import SourceHistory
 from llmid.engine.structurer import Structurer
 from llmid.engine.windows import Window, Windower
 
@@ -189,24 +188,15 @@ def windower_from_json(d: dict[str, Any] | None, seconds: float, max_lines: int)
 
 # -- the reasoner --------------------------------------------------------------------------------------------
 def reasoner_to_json(reasoner: Any) -> dict[str, Any]:
-    """The reasoner's history at full precision: `state()` rounds the decayed counts to 6 digits, which is fine
-    between runs, but a run handed from worker to worker after every window must compute exactly as one
-    process would. Reasoners without a `histories` table use their own state()."""
-    histories = getattr(reasoner, "histories", None)
-    if isinstance(histories, dict) and all(isinstance(h, SourceHistory) for h in histories.values()):
-        return {"exact": {src: {"windows": h.windows, "lines": h.lines, "records": h.records, "counts": h.counts}
-                          for src, h in histories.items()}}
+    """The reasoner's history for the next worker: its `exact_state()` where it has one (what one process would
+    hold, at full precision), else its own state()."""
     if hasattr(reasoner, "exact_state"):
-        return {"exact_stream": reasoner.exact_state()}
+        return {"exact": reasoner.exact_state()}
     return {"state": reasoner.state()}
 
 
 def reasoner_load(reasoner: Any, d: dict[str, Any]) -> None:
     if "exact" in d:
-        reasoner.histories = {src: SourceHistory(int(h["windows"]), float(h["lines"]), int(h["records"]),
-                                                 {k: float(v) for k, v in h["counts"].items()})
-                              for src, h in d["exact"].items()}
-    elif "exact_stream" in d:
-        reasoner.load_exact_state(d["exact_stream"])
+        reasoner.load_exact_state(d["exact"])
     elif d.get("state"):
         reasoner.load_state(d["state"])

@@ -71,6 +71,16 @@ def test_stages_give_the_in_process_results(tmp_path: Path, sim_log: Path, mode:
     assert_same(dump(tmp_path / "w.db"), ref["dump"])  # every document and the saved engine state
 
 
+def test_stages_hand_over_the_baseline_reasoner_exactly(tmp_path: Path, sim_log: Path) -> None:
+    """`--reasoner baseline` through fresh workers: its history changes hands after every window at full precision."""
+    cfg = settings(reasoner="baseline", window_max_lines=700)
+    ref = _reference(tmp_path, sim_log, cfg)
+    with open_store(f"sqlite:///{tmp_path / 'w.db'}") as s:
+        assert run_local(str(sim_log), cfg, s, fresh_workers=True) == ref["summary"]
+    assert ref["summary"]["incidents"]
+    assert_same(dump(tmp_path / "w.db"), ref["dump"])
+
+
 def test_stages_on_tricky_input(tmp_path: Path, tricky_log: Path) -> None:
     cfg = settings(batch_size=97, window_seconds=60)
     ref = _reference(tmp_path, tricky_log, cfg)
