@@ -170,6 +170,17 @@ def test_variation_evidence_refines_templates_keeping_their_ids() -> None:
     assert a.template_id != b.template_id and miner.template(a.template_id).endswith("Begin")
 
 
+def test_variation_evidence_in_a_routed_slot() -> None:
+    """A variable among the first tokens (the ones the prefix tree routes on): each word founds a template in its
+    own leaf, so the evidence must look at the slot's earlier templates, not at the new word's leaf."""
+    miner = LearnedMiner(tagger=None, vary=4)
+    users = ["alice", "bob", "carol", "dave", "erin"]
+    out = [miner.add(f"User {u} logged in on console tty") for u in users]
+    assert len({m.template_id for m in out[:3]}) == 3
+    assert {m.template_id for m in out[3:]} == {out[0].template_id}
+    assert {miner.template(m.template_id) for m in out} == {"User <*> logged in on console tty"}
+
+
 def test_structurer_runs_the_learned_miner_over_records(tiny_model: StructurerNet) -> None:
     from llmid.documents import LogRecord
 

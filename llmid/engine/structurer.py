@@ -866,7 +866,10 @@ class LearnedMiner(TemplateMiner):
             p, siblings = varied
             probs = list(tg.var_prob)
             probs[p] = max(probs[p], self.gate)
-            cl = self._best_gated(leaf, masked, probs)
+            # the candidates are the templates of the slot's earlier words (the tree routes on the first tokens,
+            # so when the slot is one of them those templates sit in other leaves)
+            cands = [c for c in siblings if len(c.tokens) == len(masked)] + [c for c in leaf if c not in siblings]
+            cl = self._best_gated(cands, masked, probs)
             if cl is not None:  # the slot holds a variable: generalise the templates of its earlier words too
                 for sib in siblings:
                     if sib is not cl and len(sib.tokens) == len(masked) and sib.tokens[p] != WILDCARD:
