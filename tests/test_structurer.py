@@ -114,6 +114,14 @@ def test_structurer_fills_records_and_template_docs() -> None:
         ("chdir(/home/u)", "chdir(<*>)"),
         ("ready=1,policy=3", "ready=<*>,policy=<*>"),
         ("msra-sa-41:8030", "<*>"),
+        ("rotationForOrientationLw(orient=-1,", "rotationForOrientationLw(orient=<*>,"),  # nested key=value
+        ("(id[0x08]", "(id[<*>]"),  # a bracket ends a key
+        ("address[0xfec00000]", "address[<*>]"),
+        ("tty=:0", "tty=:<*>"),
+        ("chdir(/p/gb2/t800)", "chdir(<*>)"),  # a path value keeps its key
+        (":[akka.tcp://sys@host-07:55904]", ":[<*>]"),  # a URL is one value (no `akka.` key)
+        ("file:/D:/hadoop-2.6.0/x.jar", "<*>"),
+        ("mLp(FF:F2:9F:16:CF:0F:00:0D),", "mLp(<*>),"),  # a hardware address is one value
     ],
 )
 def test_masking_keeps_keys_and_prefixes(token: str, masked: str) -> None:

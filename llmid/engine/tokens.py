@@ -13,7 +13,7 @@ from functools import lru_cache
 WILDCARD = "<*>"
 
 _HAS_DIGIT = re.compile(r"\d").search
-_LEAD = "([{\"'#<="
+_LEAD = "([{\"'#<=:"
 _TRAIL = ")]}\"',.;:>!?"
 _NUMBERISH = re.compile(
     r"[-+~]?(?:0x[0-9a-fA-F]+|\d[\d.,:_/\-]*)(?:[a-zA-Z%µ]{0,4})?"
@@ -21,8 +21,8 @@ _NUMBERISH = re.compile(
 _HEX = re.compile(r"(?:0x)?[0-9a-fA-F]{6,}")
 _IP = re.compile(r"(?:\d{1,3}\.){3}\d{1,3}(?::\d+)?|[0-9a-fA-F]{0,4}(?::[0-9a-fA-F]{0,4}){2,7}")
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
-_KEY_END = "=:("
-_KEYVAL = re.compile(r"([A-Za-z_][\w.\-]*?[=:.#@(])(.+)")
+_KEY_END = "=:([{"
+_KEYVAL = re.compile(r"([A-Za-z_][\w.\-]*?[=:.#@([{])(.+)")
 _PATH = re.compile(r"(?:[a-zA-Z][a-zA-Z0-9+.\-]*:)?/{1,2}[^/\s]+(?:/[^/\s]*)*")
 
 
@@ -68,6 +68,18 @@ def _is_variable_core(core: str) -> bool:
     return digits >= 2 or (digits == 1 and len(core) <= 3)
 
 
+_MAC = re.compile(r"[0-9a-fA-F]{2}(?::[0-9a-fA-F]{2}){3,}")
+
+
+def _is_key(key: str, value: str, core: str) -> bool:
+    """Whether `key` (ending in its delimiter) names the value after it, rather than being the first part of one
+    value: not the scheme or host of a URL (`akka.tcp://h:1`, `file:/x`), a drive (`C:\\x`) or the first group of
+    a hardware address (`FF:F2:9F:...`)."""
+    if (value[:1] in "/\\" and key[-1] == ":") or _MAC.fullmatch(core):
+        return False
+    return not ("//" in core and _PATH.fullmatch(core))
+
+
 @lru_cache(maxsize=65536)
 def _mask_cached(tok: str) -> str:
     i, j = 0, len(tok)
@@ -81,12 +93,14 @@ def _mask_cached(tok: str) -> str:
         return tok[:i] + ",".join(parts) + tok[j:]
     if _is_variable_core(core):
         kv = _KEYVAL.fullmatch(core)
-        if kv and _HAS_DIGIT(kv.group(1)) is None and not kv.group(2).startswith("/"):
+        if kv and _HAS_DIGIT(kv.group(1)) is None and _is_key(kv.group(1), kv.group(2), core):
             return tok[:i] + kv.group(1) + _mask_cached(kv.group(2)) + tok[j:]
         return tok[:i] + WILDCARD + tok[j:]
     kv = _KEYVAL.fullmatch(core)
-    if kv and _is_variable_core(kv.group(2)):
-        return tok[:i] + kv.group(1) + WILDCARD + tok[j:]
+    if kv and (_HAS_DIGIT(kv.group(2)) is not None or "/" in kv.group(2)) and _is_key(kv.group(1), kv.group(2), core):
+        value = _mask_cached(kv.group(2))  # the value may itself be key=value (`f(orient=-1,`)
+        if value != kv.group(2):
+            return tok[:i] + kv.group(1) + value + tok[j:]
     return tok
 
 
