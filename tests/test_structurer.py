@@ -122,6 +122,12 @@ def test_structurer_fills_records_and_template_docs() -> None:
         (":[akka.tcp://sys@host-07:55904]", ":[<*>]"),  # a URL is one value (no `akka.` key)
         ("file:/D:/hadoop-2.6.0/x.jar", "<*>"),
         ("mLp(FF:F2:9F:16:CF:0F:00:0D),", "mLp(<*>),"),  # a hardware address is one value
+        ("instruction...0", "instruction...<*>"),  # a run of delimiters stays with the key
+        ("dbcr0=0x00000000", "dbcr0=<*>"),  # a name with digits is a key before `=`...
+        ("R02-M1-N0-C:J12-U11", "<*>"),  # ...not elsewhere
+        ("L2", "L2"),  # one digit after a letter in a short word: a name
+        ("u0", "u0"),
+        ("0M", "<*>"),
     ],
 )
 def test_masking_keeps_keys_and_prefixes(token: str, masked: str) -> None:

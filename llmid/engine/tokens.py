@@ -22,7 +22,7 @@ _HEX = re.compile(r"(?:0x)?[0-9a-fA-F]{6,}")
 _IP = re.compile(r"(?:\d{1,3}\.){3}\d{1,3}(?::\d+)?|[0-9a-fA-F]{0,4}(?::[0-9a-fA-F]{0,4}){2,7}")
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _KEY_END = "=:([{"
-_KEYVAL = re.compile(r"([A-Za-z_][\w.\-]*?[=:.#@([{])(.+)")
+_KEYVAL = re.compile(r"([A-Za-z_][\w.\-]*?[=:.#@([{]+)(.+)")
 _PATH = re.compile(r"(?:[a-zA-Z][a-zA-Z0-9+.\-]*:)?/{1,2}[^/\s]+(?:/[^/\s]*)*")
 
 
@@ -65,9 +65,13 @@ def _is_variable_core(core: str) -> bool:
     if "/" in core and _PATH.fullmatch(core):
         return True
     digits = sum(c.isdigit() for c in core)
-    return digits >= 2 or (digits == 1 and len(core) <= 3)
+    # one digit in a short word is a name more often than a value (`L2`, `C1`, `u0`, `ee0`), after a letter
+    return digits >= 2 or (digits == 1 and len(core) <= 3 and not core[0].isalpha())
 
 
+_NAME_EQ = re.compile(r"[A-Za-z_]\w*=")
+"""A name with digits is a key only before `=` (`dbcr0=`); elsewhere it is more often part of one value
+(`R02-M1-N0-C:J12`)."""
 _MAC = re.compile(r"[0-9a-fA-F]{2}(?::[0-9a-fA-F]{2}){3,}")
 
 
@@ -93,7 +97,8 @@ def _mask_cached(tok: str) -> str:
         return tok[:i] + ",".join(parts) + tok[j:]
     if _is_variable_core(core):
         kv = _KEYVAL.fullmatch(core)
-        if kv and _HAS_DIGIT(kv.group(1)) is None and _is_key(kv.group(1), kv.group(2), core):
+        if kv and (_HAS_DIGIT(kv.group(1)) is None or _NAME_EQ.fullmatch(kv.group(1))) \
+                and _is_key(kv.group(1), kv.group(2), core):
             return tok[:i] + kv.group(1) + _mask_cached(kv.group(2)) + tok[j:]
         return tok[:i] + WILDCARD + tok[j:]
     kv = _KEYVAL.fullmatch(core)
