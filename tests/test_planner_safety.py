@@ -204,3 +204,23 @@ def test_analyze_json_recommendations_and_gate_audit(tmp_path: Path, planner: st
         assert r["method"] == planner and all("confidence" in a for a in r["alternatives"])
     gated = [a for a in open_store(url).audit(limit=1000) if a["action"] == "recommendation.gate"]
     assert {a["object_id"] for a in gated} == {r["recommendation_id"] for r in recs}
+
+
+def test_execution_never_loosens_the_verdict_given_with_the_incident(tmp_path: Path) -> None:
+    """At analysis time the gate saw the incident (evidence rules); `llmid execute` re-checks without it, so the
+    stored verdict is the least strict it may give."""
+    from llmid.engine.safety import IncidentContext
+
+    ev = RankedEvent("t1", "disk <*> full", 0.9, [1], "nfs", "nfs-01", "WARN")
+    inc = Incident("inc-1", "s", 0.0, 1.0, 1, 1, 0.9, [ev], [ev])
+    gate = SafetyGate(SafetyPolicy(confidence_floor=0.5))
+    held = gate.assess(rec("restart_service", "ctrl-01"), context=IncidentContext.of(inc, []))
+    assert held.safety_verdict == "needs_approval"  # ctrl-01 is on no event of the incident
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+    open_store(url).write(Batch(incidents=[inc], recommendations=[held]))
+    settings = Settings(store=url, safety_policy=str(_policy(tmp_path)), execute=True)
+    st = open_store(url)
+    out = execute_recommendation(st, "r1", settings)
+    assert not out["executed"] and out["verdict"] == "needs_approval" and "does not implicate" in out["reason"]
+    st.set_recommendation_status("r1", "approved", actor="operator")
+    assert execute_recommendation(st, "r1", settings)["executed"]

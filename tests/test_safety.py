@@ -64,3 +64,77 @@ def test_policy_allow_list_rate_limit_and_maintenance() -> None:
     assert gate.assess(_rec("free_disk", target="batch"), now=1500.0).safety_verdict == "needs_approval"
     assert gate.assess(_rec("free_disk", target="batch"), now=2500.0).safety_verdict == "allowed"
     assert gate.assess(_rec("reboot_everything"), now=0).safety_verdict == "blocked"
+
+
+def _incident_with_records():
+    """A disk fills up on nfs-01 (WARN, the root cause), jobs on gpu-node-02 fail (ERROR) and name their job;
+    ctrl-01 only logs a benign INFO line the reasoner ranked but left off the chain."""
+    from llmid.documents import Incident, LogRecord, RankedEvent
+
+    def record(line: int, level: str, service: str, host: str, params: list[str]) -> LogRecord:
+        return LogRecord(line_id=line, source="s", offset=line, message="m", content="c", level=level,
+                         service=service, host=host, params=params)
+
+    root = RankedEvent("t1", "volume <*> low on space", 0.95, [1], "diskmon", "nfs-01", "WARN")
+    symptom = RankedEvent("t2", "checkpoint of <*> failed: no space", 0.4, [2], "trainer", "gpu-node-02", "ERROR")
+    benign = RankedEvent("t3", "pod <*> ready", 0.3, [3], "job-controller", "ctrl-01", "INFO")
+    records = [record(1, "WARN", "diskmon", "nfs-01", ["/data"]), record(2, "ERROR", "trainer", "gpu-node-02",
+                                                                          ["job-4711"]),
+               record(3, "INFO", "job-controller", "ctrl-01", ["pod-a1"])]
+    inc = Incident("i1", "s", 0.0, 1.0, 1, 3, 0.9, [root, benign, symptom], [root, symptom])
+    return inc, records
+
+
+def test_evidence_rules_hold_targets_the_incident_does_not_implicate() -> None:
+    from llmid.engine.safety import IncidentContext
+
+    inc, records = _incident_with_records()
+    ctx = IncidentContext.of(inc, records)
+    assert {"diskmon", "nfs-01", "trainer", "gpu-node-02", "job-4711"} <= set(ctx.implicated)
+    assert "ctrl-01" not in ctx.implicated and "pod-a1" not in ctx.implicated
+    gate = SafetyGate(SafetyPolicy())
+    assert gate.assess(_rec("free_disk", target="nfs-01"), context=ctx).safety_verdict == "allowed"
+    assert gate.assess(_rec("restart_job_from_checkpoint", target="job-4711"), context=ctx).safety_verdict == \
+        "allowed"  # an identifier in a chain line's parameters is on the chain
+    off = gate.assess(_rec("restart_service", target="ctrl-01"), context=ctx)
+    assert off.safety_verdict == "needs_approval"
+    assert any("does not implicate" in r for r in off.safety_reasons)
+    assert any("shows no trouble" in r for r in off.safety_reasons)
+    # without the incident the evidence rules cannot apply
+    assert gate.assess(_rec("restart_service", target="ctrl-01")).safety_verdict == "allowed"
+    strict = SafetyGate(SafetyPolicy.from_doc({"evidence": {"off_chain": "blocked", "healthy": "blocked"}}))
+    assert strict.assess(_rec("restart_service", target="ctrl-01"), context=ctx).safety_verdict == "blocked"
+    assert strict.assess(_rec("free_disk", target="nfs-01"), context=ctx).safety_verdict == "allowed"
+    assert strict.assess(_rec("escalate_to_human", target=None), context=ctx).safety_verdict == "allowed"
+    weak = SafetyGate(SafetyPolicy.from_doc({"evidence": {"min_score": 0.5}}))
+    assert weak.assess(_rec("restart_service", target="gpu-node-02"), context=ctx).safety_verdict == "needs_approval"
+    assert weak.assess(_rec("free_disk", target="nfs-01"), context=ctx).safety_verdict == "allowed"
+    # the context survives JSON (the evaluation caches it), and an incident document gives services and hosts
+    assert IncidentContext.from_doc(ctx.to_doc()) == ctx
+    from_store = IncidentContext.from_doc(inc.to_doc())
+    assert "nfs-01" in from_store.implicated and "ctrl-01" not in from_store.implicated
+
+
+def test_alternatives_get_their_own_verdicts() -> None:
+    from llmid.engine.safety import IncidentContext
+
+    inc, records = _incident_with_records()
+    rec = _rec("free_disk", target="nfs-01")
+    rec.alternatives = [
+        {"action": "restart_service", "target": "ctrl-01", "confidence": beta_confidence(9.0, 1.0).to_doc()},
+        {"action": "escalate_to_human", "target": None, "confidence": beta_confidence(1.0, 1.0).to_doc()},
+    ]
+    out = SafetyGate().assess(rec, context=IncidentContext.of(inc, records))
+    assert out.safety_verdict == "allowed"
+    assert [a["safety"]["verdict"] for a in out.alternatives] == ["needs_approval", "allowed"]
+    assert "safety" not in rec.alternatives[0]  # the input is not changed
+
+
+def test_bad_evidence_settings_are_errors() -> None:
+    import pytest
+
+    from llmid.errors import ConfigError
+
+    for doc in ({"evidence": {"off_chain": "maybe"}}, {"evidence": {"colour": 1}}, {"evidence": {"min_score": 2}}):
+        with pytest.raises(ConfigError):
+            SafetyPolicy.from_doc(doc)

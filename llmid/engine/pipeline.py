@@ -14,7 +14,7 @@ from llmid.config import Settings
 from llmid.documents import Batch, LogRecord
 from llmid.engine.planner import Planner, make_planner
 from llmid.engine.reasoner import Reasoner, make_reasoner
-from llmid.engine.safety import SafetyGate
+from llmid.engine.safety import IncidentContext, SafetyGate
 from llmid.engine.structurer import STATE_KEY, Structurer
 from llmid.engine.windows import Window, Windower
 
@@ -67,7 +67,9 @@ class Pipeline:
             batch.records.extend(win.records)
             if incident is not None:
                 batch.incidents.append(incident)
-                batch.recommendations.extend(self.gate.assess(r) for r in self.planner.recommend(incident, win.records))
+                ctx = IncidentContext.of(incident, win.records)
+                batch.recommendations.extend(self.gate.assess(r, context=ctx)
+                                             for r in self.planner.recommend(incident, win.records))
         batch.templates = self.structurer.take_changed_templates()
         return batch
 

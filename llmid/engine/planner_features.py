@@ -59,7 +59,8 @@ def _is_identifier(tok: str) -> bool:
     return 3 <= len(tok) <= 64 and bool(_IDENT.match(tok)) and not _HEXISH.match(tok)
 
 
-def _identifiers(rec: LogRecord) -> set[str]:
+def identifiers(rec: LogRecord) -> set[str]:
+    """The identifier-like tokens (`_is_identifier`) among a record's parameters."""
     out = set()
     for p in rec.params:
         for tok in str(p).split():
@@ -79,7 +80,7 @@ def entity_of(incident: Incident, records: Sequence[LogRecord] | None, event: Ra
     cands: Counter[str] = Counter()
     for ln in ev.lines:
         if ln in by_line:
-            cands.update(_identifiers(by_line[ln]))
+            cands.update(identifiers(by_line[ln]))
     others = [e for e in incident.chain if e is not ev]
     if cands:
         msgs = [by_line[ln].message for e in others for ln in e.lines if ln in by_line]
@@ -90,7 +91,7 @@ def entity_of(incident: Incident, records: Sequence[LogRecord] | None, event: Ra
         ids: set[str] = set()
         for ln in e.lines:
             if ln in by_line:
-                ids |= _identifiers(by_line[ln])
+                ids |= identifiers(by_line[ln])
         spread.update(ids)
     if not spread:
         return None
@@ -160,4 +161,4 @@ def planner_state(incident: Incident, records: Sequence[LogRecord] | None, embed
 
 
 __all__ = ["EMB_DIM", "EVENTS", "FEATURE_DIM", "JOINT", "N_EVENT", "N_JOINT", "TARGET_KINDS", "PlannerState",
-           "entity_of", "planner_state"]
+           "entity_of", "identifiers", "planner_state"]

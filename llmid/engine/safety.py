@@ -26,7 +26,24 @@ targets = ["metadata-db"]              # omitted = all targets
 
 [executor]                             # what runs an approved action (only with execution switched on)
 command = ["/usr/local/bin/remediate", "{action}", "{target}"]   # or: webhook = "https://..."
+
+[evidence]                             # what the incident itself shows about the target (rules need the incident)
+off_chain = "needs_approval"           # target named by no fault-chain event: allowed | needs_approval | blocked
+healthy = "needs_approval"             # target named by no incident line at WARN or worse
+weak = "needs_approval"                # target's best root-cause score below min_score
+min_score = 0.0                        # 0 = off
 ```
+
+**Evidence rules** (generic: they read only the incident, never a service name or wording). A recovery action
+should act on something the incident implicates. `IncidentContext` lists what that is: the service and host of
+every event on the fault chain, and the identifiers (job ids, pod and volume names, ...) in the parameters of
+those events' lines. An action whose target is none of them, e.g. a host that only logged a benign one-off which
+the reasoner ranked high, gets the `off_chain` verdict (default: an operator approves it); `min_score` holds an
+action whose target's strongest chain event has a root-cause score below it; `healthy` is for a target that no
+line of the incident names at WARN or worse (a line without a level counts as WARN): nothing shows it is
+unhealthy, so restarting, draining or scaling it would only disturb it. The rules apply only where the
+incident is known (`assess(..., context=...)`, as the pipeline does); a later re-check without it (`llmid execute`)
+keeps the stricter of its own verdict and the one stored at analysis time. Alternatives are labelled as well.
 """
 
 from __future__ import annotations
@@ -41,12 +58,80 @@ from pathlib import Path
 from typing import Any
 
 from llmid.config import Settings
-from llmid.documents import ACTIONS, Recommendation
+from llmid.documents import ACTIONS, Incident, LogRecord, Recommendation
 from llmid.errors import ConfigError
 
 SAFE_ACTION = "escalate_to_human"
 DISRUPTIVE_ACTIONS: frozenset[str] = frozenset({"drain_node", "failover_database", "rollback_deploy"})
 _VERDICT_ORDER = {"allowed": 0, "needs_approval": 1, "blocked": 2}
+VERDICTS = tuple(_VERDICT_ORDER)
+
+
+def stricter(a: str, b: str) -> str:
+    """The stricter of two verdicts."""
+    return a if _VERDICT_ORDER.get(a, 2) >= _VERDICT_ORDER.get(b, 2) else b
+
+
+@dataclass(slots=True)
+class IncidentContext:
+    """What the gate knows of the incident a recommendation is for: the names its fault chain implicates."""
+
+    incident_id: str | None = None
+    implicated: dict[str, float] = field(default_factory=dict)
+    """Service, host or identifier → the highest root-cause score of a fault-chain event naming it."""
+    severity: dict[str, int] = field(default_factory=dict)
+    """Service, host or identifier → the worst level (`SEVERITY` rank) of any incident line naming it."""
+
+    @classmethod
+    def of(cls, incident: Incident, records: list[LogRecord] | tuple[LogRecord, ...] | None = None) -> IncidentContext:
+        """From the incident (and its window's records, whose parameters name jobs, pods, volumes ...)."""
+        from llmid.engine.planner_features import identifiers
+
+        by_line = {r.line_id: r for r in records or ()}
+        implicated: dict[str, float] = {}
+        severity: dict[str, int] = {}
+        on_chain = {id(e) for e in incident.chain}
+        for e in [*incident.chain, *(e for e in incident.ranking if id(e) not in on_chain)]:
+            names = {(n, level_rank(e.level)) for n in (e.service, e.host) if n}
+            for ln in e.lines:
+                if ln in by_line:
+                    rank = level_rank(by_line[ln].level or e.level)
+                    names |= {(n, rank) for n in identifiers(by_line[ln])}
+            for n, rank in names:
+                severity[n] = max(severity.get(n, 0), rank)
+                if id(e) in on_chain:
+                    implicated[n] = max(implicated.get(n, 0.0), float(e.score))
+        return cls(incident.incident_id, implicated, severity)
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any]) -> IncidentContext:
+        """From `to_doc()`, or from an `llmid-incidents` document (services and hosts of its events only)."""
+        if "implicated" in doc:
+            return cls(doc.get("incident_id"), {str(k): float(v) for k, v in doc["implicated"].items()},
+                       {str(k): int(v) for k, v in (doc.get("severity") or {}).items()})
+        implicated: dict[str, float] = {}
+        severity: dict[str, int] = {}
+        for where in ("chain", "ranking"):
+            for e in doc.get(where) or []:
+                for n in ((e.get("service") or {}).get("name"), (e.get("host") or {}).get("name")):
+                    if n:
+                        if where == "chain":
+                            implicated[n] = max(implicated.get(n, 0.0), float(e.get("score") or 0.0))
+                        severity[n] = max(severity.get(n, 0), level_rank((e.get("log") or {}).get("level")))
+        return cls(doc.get("incident_id"), implicated, severity)
+
+    def to_doc(self) -> dict[str, Any]:
+        return {"incident_id": self.incident_id, "implicated": dict(sorted(self.implicated.items())),
+                "severity": dict(sorted(self.severity.items()))}
+
+
+SEVERITY: dict[str, int] = {"TRACE": 0, "DEBUG": 0, "INFO": 1, "NOTICE": 1, "WARN": 2, "WARNING": 2, "ERROR": 3,
+                            "ERR": 3, "CRITICAL": 4, "CRIT": 4, "FATAL": 4, "ALERT": 4, "EMERG": 4, "PANIC": 4}
+"""Log level → rank; an unknown or missing level ranks as WARN (no level is no proof of health)."""
+
+
+def level_rank(level: str | None) -> int:
+    return SEVERITY.get((level or "").strip().upper(), 2)
 
 
 @dataclass(slots=True)
@@ -116,11 +201,20 @@ class SafetyPolicy:
     """Most distinct targets an action may hit in an hour (e.g. drain_node: 2 nodes); beyond it: blocked."""
     executor: dict[str, Any] = field(default_factory=dict)
     """Hook that runs approved actions: {"webhook": URL} or {"command": [argv with {action} {target}]}."""
+    off_chain: str = "needs_approval"
+    """Verdict for an action whose target no fault-chain event names (needs the incident; see the module doc)."""
+    weak: str = "needs_approval"
+    """Verdict for an action whose target's strongest chain event scores below `min_score`."""
+    min_score: float = 0.0
+    """Root-cause score the target's strongest chain event must reach (0 = rule off)."""
+    healthy: str = "needs_approval"
+    """Verdict for an action on a target no incident line names at WARN or worse (it shows no trouble)."""
     source: str | None = None
     """The policy file it was read from (None = built-in)."""
 
     KEYS = frozenset({"confidence_floor", "approval_floor", "disruptive", "allowed_actions", "max_per_hour",
-                      "maintenance_windows", "blast_radius", "executor"})
+                      "maintenance_windows", "blast_radius", "executor", "evidence"})
+    EVIDENCE_KEYS = frozenset({"off_chain", "weak", "min_score", "healthy"})
 
     @classmethod
     def load(cls, path: str | Path, confidence_floor: float | None = None) -> SafetyPolicy:
@@ -171,6 +265,19 @@ class SafetyPolicy:
         if ex and not ({"webhook", "command"} & set(ex)):
             raise ConfigError("executor needs webhook = URL or command = [argv].")
         pol.executor = ex
+        ev = dict(doc.get("evidence") or {})
+        bad = set(ev) - cls.EVIDENCE_KEYS
+        if bad:
+            raise ConfigError(f"Unknown evidence key(s): {', '.join(sorted(bad))}; use off_chain, weak, min_score, "
+                              "healthy.")
+        for name in ("off_chain", "weak", "healthy"):
+            if name in ev:
+                if ev[name] not in VERDICTS:
+                    raise ConfigError(f"evidence.{name} must be one of {', '.join(VERDICTS)}, got {ev[name]!r}.")
+                setattr(pol, name, str(ev[name]))
+        pol.min_score = float(ev.get("min_score", 0.0))
+        if not 0.0 <= pol.min_score <= 1.0:
+            raise ConfigError(f"evidence.min_score must be in [0, 1], got {pol.min_score}.")
         return pol
 
 
@@ -205,17 +312,27 @@ class SafetyGate:
             q.popleft()
         return len(q)
 
-    def assess(self, rec: Recommendation, now: float | None = None) -> Recommendation:
-        """A copy of `rec` with `safety_verdict` and `safety_reasons` set (the strictest rule wins)."""
+    def assess(self, rec: Recommendation, now: float | None = None,
+               context: IncidentContext | None = None) -> Recommendation:
+        """A copy of `rec` with `safety_verdict` and `safety_reasons` set (the strictest rule wins), and every
+        alternative labelled the same way (`alternatives[i]["safety"]`). `context`: the incident it is for (the
+        evidence rules apply only with it)."""
+        now = time.time() if now is None else now
+        verdict, reasons = self.verdict(rec.action, rec.target, rec.confidence.mean, now, context)
+        alternatives = []
+        for alt in rec.alternatives:
+            conf = alt.get("confidence") or {}
+            v, r = self.verdict(str(alt.get("action")), alt.get("target"), float(conf.get("mean", 0.0)), now, context)
+            alternatives.append({**alt, "safety": {"verdict": v, "reasons": r}})
+        return replace(rec, safety_verdict=verdict, safety_reasons=reasons, alternatives=alternatives)
+
+    def verdict(self, action: str, target: str | None, mean: float, now: float | None = None,
+                context: IncidentContext | None = None) -> tuple[str, list[str]]:
+        """The verdict and reasons for one (action, target) at confidence `mean`."""
         now = time.time() if now is None else now
         p = self.policy
-        action, target = rec.action, rec.target
         if action == SAFE_ACTION:
-            return replace(
-                rec,
-                safety_verdict="allowed",
-                safety_reasons=["Escalating to a human is always allowed."],
-            )
+            return "allowed", ["Escalating to a human is always allowed."]
         verdict = "allowed"
         reasons: list[str] = []
 
@@ -227,7 +344,6 @@ class SafetyGate:
 
         if action not in ACTIONS:
             worsen("blocked", f"'{action}' is not a known recovery action.")
-        mean = rec.confidence.mean
         if mean < p.confidence_floor:
             worsen(
                 "blocked",
@@ -253,6 +369,18 @@ class SafetyGate:
             if mw.covers(target, now):
                 worsen("needs_approval", f"{target or 'The target'} is in a maintenance window; automation is held.")
                 break
+        if context is not None and target:
+            score = context.implicated.get(target)
+            if score is None:
+                if p.off_chain != "allowed":
+                    worsen(p.off_chain, f"No event of the incident's fault chain names {target} (its service, host "
+                                        "or parameters): the incident does not implicate it.")
+            elif score < p.min_score and p.weak != "allowed":
+                worsen(p.weak, f"The strongest fault-chain event naming {target} has root-cause score {score:.2f}, "
+                               f"below {p.min_score:.2f}.")
+            if context.severity.get(target, 0) < SEVERITY["WARN"] and p.healthy != "allowed":
+                worsen(p.healthy, f"No line of the incident names {target} at WARN or worse: it shows no trouble, "
+                                  "so acting on it may only disturb a healthy target.")
         if not reasons:
             reasons.append(f"Confidence {mean:.2f} is at or above the floor and '{action}' is not disruptive.")
-        return replace(rec, safety_verdict=verdict, safety_reasons=reasons)
+        return verdict, reasons

@@ -3,8 +3,9 @@
 Nothing runs unless execution is switched on explicitly (`--execute`, `LLMID_EXECUTE=true` or `execute = true`
 in the settings file) *and* the safety policy names an executor. Every attempt is re-checked by the safety gate
 at the moment of execution (rate limits and blast radius count the executions already in the audit trail of the
-last hour), needs the gate's `allowed` or an operator's approval (`status = approved`) for `needs_approval`, and
-leaves audit entries: the gate's decision, then `recommendation.executed`, `recommendation.execution_failed` or
+last hour; the verdict is never looser than the one stored at analysis time, which saw the incident), needs the
+gate's `allowed` or an operator's approval (`status = approved`) for `needs_approval`, and leaves audit entries:
+the gate's decision, then `recommendation.executed`, `recommendation.execution_failed` or
 `recommendation.execution_skipped` with the reason.
 
 The hook receives the recommendation document as JSON (the webhook as a POST body, the command on stdin); the
@@ -19,11 +20,12 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from dataclasses import replace
 from typing import Any
 
 from llmid.config import Settings
 from llmid.documents import Confidence, Recommendation
-from llmid.engine.safety import SafetyGate, SafetyPolicy
+from llmid.engine.safety import VERDICTS, SafetyGate, SafetyPolicy, stricter
 from llmid.errors import ConfigError, InputError
 from llmid.store.base import Store
 
@@ -89,6 +91,11 @@ def execute_recommendation(store: Store, recommendation_id: str, settings: Setti
               if settings.safety_policy else SafetyPolicy(confidence_floor=settings.confidence_floor))
     now = time.time() if now is None else now
     rec = gate_with_history(policy, store, now).assess(recommendation_from_doc(doc), now)
+    stored = doc.get("safety") or {}
+    if stored.get("verdict") in VERDICTS and stored.get("reasons") and \
+            stricter(stored["verdict"], rec.safety_verdict) != rec.safety_verdict:
+        # The gate's verdict at analysis time saw the incident (evidence rules); a re-check never loosens it.
+        rec = replace(rec, safety_verdict=stored["verdict"], safety_reasons=[*rec.safety_reasons, *stored["reasons"]])
     store.record_audit(actor, "recommendation.gate", recommendation_id,
                        {"verdict": rec.safety_verdict, "reasons": rec.safety_reasons, "action": rec.action,
                         "target": rec.target, "confidence": rec.confidence.mean})
