@@ -131,6 +131,7 @@ def test_structurer_fills_records_and_template_docs() -> None:
         ("node-69", "node-<*>"),  # one hyphen after a name: the name stays
         ("jetty-6.1.26", "jetty-<*>"),
         ("host-12.example.net", "<*>"),  # a domain is one value
+        ("/user/root/part-00590.", "<*>"),  # a path takes a trailing `.` along, as the metrics' path rule does
     ],
 )
 def test_masking_keeps_keys_and_prefixes(token: str, masked: str) -> None:

@@ -181,6 +181,26 @@ def test_variation_evidence_in_a_routed_slot() -> None:
     assert {miner.template(m.template_id) for m in out} == {"User <*> logged in on console tty"}
 
 
+def test_variable_length_value_lists_end_as_one_template() -> None:
+    """The same event with a different number of values in a list writes the list as one `<*>` (the ground
+    truth's convention), so its templates of each length end as one template string; a list whose length never
+    varies keeps one `<*>` per value. Batching and a save/restore change nothing."""
+    lines = [f"BLOCK* ask 10.0.0.{i}:50010 to delete " + " ".join(f"blk_{1000 * i + k}" for k in range(n))
+             for i, n in enumerate([1, 3, 1, 2, 5], start=1)]
+    lines += [f"PCI IRQs {i} {i + 3} {i + 5} routed" for i in range(3)]
+    one = LearnedMiner(tagger=None)
+    by_line = [one.add(x) for x in lines]
+    assert {one.template(m.template_id) for m in by_line[:5]} == {"BLOCK* ask <*> to delete <*>"}
+    assert one.template(by_line[1].template_id) == "BLOCK* ask <*> to delete <*>"
+    assert {one.template(m.template_id) for m in by_line[5:]} == {"PCI IRQs <*> <*> <*> routed"}
+    batched = LearnedMiner(tagger=None)
+    assert [m.template_id for m in batched.add_batch(lines)] == [m.template_id for m in by_line]
+    assert [batched.template(m.template_id) for m in by_line] == [one.template(m.template_id) for m in by_line]
+    restored = LearnedMiner.from_state(json.loads(json.dumps(one.to_state())))
+    assert [restored.template(m.template_id) for m in by_line] == [one.template(m.template_id) for m in by_line]
+    assert restored.add(lines[3]).template == "BLOCK* ask <*> to delete <*>"
+
+
 def test_structurer_runs_the_learned_miner_over_records(tiny_model: StructurerNet) -> None:
     from llmid.documents import LogRecord
 

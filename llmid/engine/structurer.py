@@ -612,6 +612,17 @@ class LearnedCluster(Cluster):
     checks: tuple[Any, ...] = ()
     """Compiled match plan: ((position, constant), ...), ((position, masked, pattern), ...) and the positions
     that hold parameters."""
+    collapse: bool = False
+    """Write each run of adjacent variable tokens as one `<*>`: the same event was seen with a different number of
+    values there (a list: `delete <*> <*> <*>`), and the ground-truth convention is one `<*>` for the list."""
+    run_key: tuple[str, ...] | None = None
+
+    @property
+    def template(self) -> str:
+        if self._string is None:
+            toks = _collapse_runs(self.tokens, WILDCARD) if self.collapse else self.tokens
+            self._string = normalize_template(" ".join(toks))
+        return self._string
 
 
 def _slot_key(n: int, p: int, masked: list[str]) -> int:
@@ -627,6 +638,21 @@ def _slot_key(n: int, p: int, masked: list[str]) -> int:
 
 def _is_free(tok: str) -> bool:
     return tok == WILDCARD or tok == ""
+
+
+_RUN = "\x00run"
+
+
+def _collapse_runs(tokens: list[str], mark: str = _RUN) -> list[str]:
+    """The tokens with each run of adjacent variable tokens replaced by one `mark`."""
+    out: list[str] = []
+    for t in tokens:
+        if _is_free(t):
+            if not out or out[-1] is not mark:
+                out.append(mark)
+        else:
+            out.append(t)
+    return out
 
 
 @lru_cache(maxsize=16384)
@@ -662,6 +688,9 @@ class LearnedMiner(TemplateMiner):
         """If set, a line may also join a template the gate refuses when the cosine of their event embeddings
         is at least this (the embedding head as a grouping signal; off by default, see RESULTS.md)."""
         self._slots: dict[int, tuple[set[str], list[LearnedCluster]]] = {}
+        self._runs: dict[tuple[str, ...], list[LearnedCluster]] = {}
+        """Templates by their tokens with variable runs collapsed: members of different lengths are one event
+        with a variable-length list of values."""
         self._refined: set[str] = set()
         self._index: dict[int, tuple[dict[tuple[int, str], list[LearnedCluster]], list[LearnedCluster], list[int]]] = {}
         self._seq = 0
@@ -735,6 +764,8 @@ class LearnedMiner(TemplateMiner):
         state["learned_version"] = LEARNED_STATE_VERSION
         for d, c in zip(state["clusters"], self._clusters.values(), strict=True):
             d["probs"] = list(getattr(c, "probs", []))
+            if getattr(c, "collapse", False):
+                d["collapse"] = True
         # variation evidence: slot key, the words seen there, the templates of those lines
         state["slots"] = [[str(k), sorted(words), [c.template_id for c in cls]]
                           for k, (words, cls) in self._slots.items()]
@@ -751,13 +782,14 @@ class LearnedMiner(TemplateMiner):
             toks = list(c["tokens"])
             probs = list(c.get("probs") or [1.0 if WILDCARD in t or t == "" else 0.0 for t in toks])
             cl = LearnedCluster(c["id"], toks, route, int(c.get("size", 0)), list(c.get("previous", [])),
-                                probs=probs, seq=miner._seq)
+                                probs=probs, seq=miner._seq, collapse=bool(c.get("collapse", False)))
             miner._seq += 1
             miner._clusters[cl.template_id] = cl
             miner._leaves.setdefault(route, []).append(cl)
             for depth in range(1, len(route)):
                 miner._children.setdefault(route[:depth], set()).add(route[depth])
             miner._add_index(cl)
+            miner._note_runs(cl, record=False)
         for key, words, ids in state.get("slots", []):
             cls = [miner._clusters[t] for t in ids if t in miner._clusters]
             miner._slots[int(key)] = (set(words), cls)  # type: ignore[arg-type]
@@ -946,7 +978,34 @@ class LearnedMiner(TemplateMiner):
         self._seq += 1
         self._clusters[tid] = cl
         self._touched.append(cl)
+        self._note_runs(cl)
         return cl
+
+    def _note_runs(self, cl: LearnedCluster, record: bool = True) -> None:
+        """File a template under its run-collapsed tokens; when that key holds templates of different lengths, they
+        all write their variable runs as one `<*>` (so they end as one template string, one event). A changed
+        string is recorded as a refinement of the other members (`cl` itself is new or being refined)."""
+        key = tuple(_collapse_runs(cl.tokens)) if any(_is_free(t) for t in cl.tokens) else None
+        if key == cl.run_key:
+            return
+        if cl.run_key is not None:
+            old = self._runs.get(cl.run_key)
+            if old is not None and cl in old:
+                old.remove(cl)
+        cl.run_key = key
+        if key is None:
+            return
+        members = self._runs.setdefault(key, [])
+        members.append(cl)
+        if len(members) > 1 and len({len(c.tokens) for c in members}) > 1:
+            for c in members:
+                if not c.collapse:
+                    before = c.template
+                    c.collapse = True
+                    c._string = None
+                    if record and c is not cl and c.template != before:  # `cl`'s own change: its caller's
+                        c.previous.append(before)
+                        self._refined.add(c.template_id)
 
     def _refine(self, cl: LearnedCluster, masked: list[str], probs: list[float]) -> bool:
         new = list(cl.tokens)
@@ -963,6 +1022,7 @@ class LearnedMiner(TemplateMiner):
         cl._string = None
         cl._constants = -1
         self._add_index(cl)
+        self._note_runs(cl)
         if cl.template != old:
             cl.previous.append(old)
             self._refined.add(cl.template_id)

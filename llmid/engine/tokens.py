@@ -100,6 +100,9 @@ def _mask_cached(tok: str) -> str:
         parts = [_mask_cached(p) if p else p for p in core.split(",")]
         return tok[:i] + ",".join(parts) + tok[j:]
     if _is_variable_core(core):
+        if core[:1] == "/":  # a path takes the trailing `.`, `>`, `?` along (the path rule of METRICS.md does)
+            while j < len(tok) and tok[j] in ".>?":
+                j += 1
         kv = _KEYVAL.fullmatch(core)
         if kv and (_HAS_DIGIT(kv.group(1)) is None or _NAME_EQ.fullmatch(kv.group(1))) \
                 and _is_key(kv.group(1), kv.group(2), core):
