@@ -72,10 +72,6 @@ def _is_variable_core(core: str) -> bool:
 _NAME_EQ = re.compile(r"[A-Za-z_]\w*=")
 """A name with digits is a key only before `=` (`dbcr0=`); elsewhere it is more often part of one value
 (`R02-M1-N0-C:J12`)."""
-_HYPHEN_NAME = re.compile(r"([A-Za-z]{2,}-)([^-]*\d[^-]*)")
-"""`name-value` with one hyphen keeps its name (`node-<*>`, `jetty-<*>`); several hyphens (`msra-sa-41`) or a
-domain (`host-1.example.com`) make one value."""
-_DOMAIN = re.compile(r"\.[A-Za-z]").search
 _MAC = re.compile(r"[0-9a-fA-F]{2}(?::[0-9a-fA-F]{2}){3,}")
 
 
@@ -107,9 +103,6 @@ def _mask_cached(tok: str) -> str:
         if kv and (_HAS_DIGIT(kv.group(1)) is None or _NAME_EQ.fullmatch(kv.group(1))) \
                 and _is_key(kv.group(1), kv.group(2), core):
             return tok[:i] + kv.group(1) + _mask_cached(kv.group(2)) + tok[j:]
-        hy = _HYPHEN_NAME.fullmatch(core)
-        if hy and _DOMAIN(hy.group(2)) is None:
-            return tok[:i] + hy.group(1) + WILDCARD + tok[j:]
         return tok[:i] + WILDCARD + tok[j:]
     kv = _KEYVAL.fullmatch(core)
     if kv and (_HAS_DIGIT(kv.group(2)) is not None or "/" in kv.group(2)) and _is_key(kv.group(1), kv.group(2), core):

@@ -209,9 +209,8 @@ def train_on_systems(data_dir: str, systems: list[str], cfg: TrainConfig,
 
 
 # -- reproducible artefacts: one trained model per (config, training systems, data), cached ----------------
-CODE_VERSION = 2
-"""Bump when featurisation, labels or model code change in a way that invalidates cached models (2: the generic
-mask, an input of the model, changed)."""
+CODE_VERSION = 1
+"""Bump when featurisation, labels or model code change in a way that invalidates cached models."""
 
 
 def default_cache_dir() -> str:
