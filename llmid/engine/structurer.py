@@ -648,7 +648,7 @@ def _collapse_runs(tokens: list[str], mark: str = _RUN) -> list[str]:
     out: list[str] = []
     for t in tokens:
         if _is_free(t):
-            if not out or out[-1] is not mark:
+            if not out or out[-1] != mark:
                 out.append(mark)
         else:
             out.append(t)
