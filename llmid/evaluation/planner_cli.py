@@ -32,6 +32,10 @@ def add_parser(sub: Any) -> None:
                    help="the unshaped ablation; trained into this path (same budget, κ = 0) when missing")
     p.add_argument("--policy", metavar="FILE", help="safety policy for the gate (default: benchmarks/"
                                                      "planner-policy.toml when present, else the built-in one)")
+    p.add_argument("--validation", action="store_true",
+                   help="score on the validation scenarios instead (seeds 500,000+, the 'dev' wording: a share of "
+                        "the training wording held out of `llmid train planner --phrasings fit`), for choosing "
+                        "settings without looking at the held-out test")
     p.add_argument("--cache", metavar="DIR", help="cache the featurised held-out scenarios (and training ones)")
     p.add_argument("--png", metavar="PATH", help="write the reliability diagram here")
     p.add_argument("--update-card", action="store_true",
@@ -62,29 +66,32 @@ def run(args: argparse.Namespace) -> int:
     cache = Path(args.cache) if args.cache else None
     if args.unshaped and not Path(args.unshaped).is_file():
         log(f"training the unshaped ablation into {args.unshaped}")
-        cmd = [sys.executable, "-m", "llmid", "train", "planner", "--no-shaping", "--out", args.unshaped, "-q"]
+        phrasings = "fit" if args.validation else "train"
+        cmd = [sys.executable, "-m", "llmid", "train", "planner", "--no-shaping", "--out", args.unshaped, "-q",
+               "--phrasings", phrasings]
         if cache:
-            cmd += ["--cache", str(cache / f"train-{TRAIN_SCENARIOS}.npz")]
+            cmd += ["--cache", str(cache / f"{phrasings}-{TRAIN_SCENARIOS}.npz")]
         if subprocess.run(cmd, check=False, stdout=subprocess.DEVNULL).returncode != 0:
             raise ConfigError("Training the unshaped planner failed.")
     policy_path = Path(args.policy) if args.policy else Path("benchmarks/planner-policy.toml")
     if args.policy and not policy_path.is_file():
         raise InputError(f"No safety policy {policy_path}.")
     policy = SafetyPolicy.load(policy_path) if policy_path.is_file() else SafetyPolicy()
-    data = load_or_build("test", args.scenarios, cache / f"heldout-{args.scenarios}.npz" if cache else None,
-                         log=log)
+    split, name = ("dev", "dev") if args.validation else ("test", "heldout")
+    data = load_or_build(split, args.scenarios, cache / f"{name}-{args.scenarios}.npz" if cache else None, log=log)
     planners = {"learned": model_steps(model, data)}
     if args.unshaped:
         planners["unshaped"] = model_steps(args.unshaped, data)
     planners["runbook"] = runbook_steps(data)
     planners["random"] = random_steps(data)
     result = evaluate(data, planners, lambda: _copy(policy))
+    result["split"] = "validation (dev wording)" if args.validation else "held-out (test wording)"
     result["policy"] = policy.source or "built-in"
     result["confidence_floor"] = policy.confidence_floor
     if args.png:
         result["png"] = str(reliability_png(result, args.png))
     card = model.with_suffix(".json")
-    if args.update_card and card.is_file():
+    if args.update_card and card.is_file() and not args.validation:
         doc = json.loads(card.read_text(encoding="utf-8"))
         doc.setdefault("metrics", {})["heldout"] = {
             "command": "llmid " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["eval"] else "llmid eval planner",

@@ -9,7 +9,9 @@ candidate of that incident once, from the same starting point, giving the outcom
 fault-class label, never for the state.
 
 Seeds: training uses low seeds with the "train" phrasings; evaluation uses `HELDOUT_SEED_BASE + i` with the
-held-out "test" phrasings, exactly as the reasoner's benchmark does.
+held-out "test" phrasings, exactly as the reasoner's benchmark does. Settings are chosen without the test seeds
+and wording: a model fitted on the "fit" share of the training phrasings (low seeds) is scored on
+`VALIDATION_SEED_BASE + i` with the "dev" share (wording that model never saw; `sim.faults.split_phrasings`).
 """
 
 from __future__ import annotations
@@ -31,12 +33,15 @@ from llmid.engine.pipeline import Pipeline, batched
 from llmid.engine.planner import KeywordPlanner
 from llmid.engine.planner_features import FEATURE_DIM, JOINT, N_JOINT, PlannerState, planner_state
 from llmid.engine.reasoner import make_reasoner
+from llmid.engine.safety import IncidentContext
 from llmid.evaluation.rca_data import HELDOUT_SEED_BASE, scenario_kwargs, sim_case
 from llmid.sim.env import RecoveryEnv
 from llmid.sim.faults import FAULTS
 
 FAULT_NAMES: tuple[str, ...] = tuple(sorted(FAULTS))
 TRAIN_SEED_BASE = 0
+VALIDATION_SEED_BASE = 500_000
+"""Validation ("dev" phrasings) scenarios use seeds VALIDATION_SEED_BASE + i."""
 RUNBOOK_STEPS = 5
 TRAIN_SCENARIOS = 700
 """Training scenarios of `llmid train planner` by default."""
@@ -123,7 +128,7 @@ def build_case(seed: int, split: str, settings: Settings | None = None, embedder
 
 
 def seeds_for(split: str, n: int, offset: int = 0) -> list[int]:
-    base = HELDOUT_SEED_BASE if split == "test" else TRAIN_SEED_BASE
+    base = {"test": HELDOUT_SEED_BASE, "dev": VALIDATION_SEED_BASE}.get(split, TRAIN_SEED_BASE)
     return [base + offset + i for i in range(n)]
 
 
@@ -148,7 +153,23 @@ def build_arrays(cases: Iterable[PlannerCase]) -> dict[str, np.ndarray]:
         "targets": np.array([json.dumps([c.state.target(j) for j in range(N_JOINT)] if c.state else [])
                              for c in cs]),
         "runbook": np.array([json.dumps(c.runbook) for c in cs]),
+        "context": np.array([json.dumps(IncidentContext.of(c.incident, c.records).to_doc() if c.incident else {})
+                             for c in cs]),
     }
+
+
+def _add_context(d: dict[str, np.ndarray], split: str, raw: Path) -> bool:
+    """Fill the safety gate's incident context into arrays cached before it existed, from the raw incident cache
+    (no pipeline run). False when a scenario's raw incident is missing."""
+    out = []
+    for seed in d["seed"].tolist():
+        f = raw / f"{split}-{seed}.pkl"
+        if not f.is_file():
+            return False
+        _, inc, window = pickle.loads(f.read_bytes())  # noqa: S301 - our own cache file
+        out.append(json.dumps(IncidentContext.of(inc, window).to_doc() if inc else {}))
+    d["context"] = np.array(out)
+    return True
 
 
 def load_or_build(split: str, n: int, cache: str | Path | None = None, *, offset: int = 0,
@@ -158,6 +179,8 @@ def load_or_build(split: str, n: int, cache: str | Path | None = None, *, offset
     if cache is not None and Path(cache).is_file():
         d = dict(np.load(cache, allow_pickle=False))
         if d["seed"].tolist() == seeds:
+            if "context" not in d and _add_context(d, split, Path(cache).parent / "incidents"):
+                np.savez_compressed(cache, **d)
             return d
     cases = []
     raw = Path(cache).parent / "incidents" if cache is not None else None
@@ -172,5 +195,5 @@ def load_or_build(split: str, n: int, cache: str | Path | None = None, *, offset
     return arrays
 
 
-__all__ = ["FAULT_NAMES", "PlannerCase", "build_arrays", "build_case", "load_or_build", "seeds_for",
-           "try_action"]
+__all__ = ["FAULT_NAMES", "VALIDATION_SEED_BASE", "PlannerCase", "build_arrays", "build_case", "load_or_build",
+           "seeds_for", "try_action"]

@@ -8,9 +8,10 @@ fixed, on escalation, or after `MAX_STEPS`. An incident the engine did not raise
 
 Metrics per planner: success@1 (the top recommendation fixes it), success within 3 steps, mean steps to
 recovery (over fixed episodes), harmful-action rate (actions with a side effect on a healthy target, per action
-taken) before the gate and after it (a blocked action is not run; the episode escalates), success after the
-gate, and the expected calibration error (10 equal-width bins) of the top recommendation's confidence mean
-against its success, with a reliability diagram (PNG). Planners: learned (Beta-shaped), unshaped (κ = 0,
+taken) before the gate and after it (a blocked action is not run; the episode escalates; the gate sees the
+incident's `IncidentContext`, as in the pipeline, so its evidence rules apply), success after the gate, and
+the expected calibration error (10 equal-width bins) of the top recommendation's confidence mean against its
+success, with a reliability diagram (PNG). Planners: learned (Beta-shaped), unshaped (κ = 0,
 trained the same way), runbook (`KeywordPlanner`), random (uniform over the available candidates, Beta(1, 1)).
 """
 
@@ -30,7 +31,7 @@ import numpy as np
 from llmid.documents import Confidence, Recommendation
 from llmid.engine.beta import beta_confidence
 from llmid.engine.planner_features import JOINT, N_JOINT
-from llmid.engine.safety import SafetyGate, SafetyPolicy
+from llmid.engine.safety import IncidentContext, SafetyGate, SafetyPolicy
 from llmid.sim.env import MAX_STEPS
 
 ESCALATE = N_JOINT - 1
@@ -59,6 +60,8 @@ class Tally:
     harmful_gated: int = 0
     harmful_allowed: int = 0
     fixed_gated: int = 0
+    fixed_auto: int = 0
+    """Episodes fixed by an action the gate let run unattended (the rest needed an operator's approval)."""
     blocked: int = 0
     conf: list[float] = field(default_factory=list)
     hit: list[bool] = field(default_factory=list)
@@ -78,6 +81,7 @@ class Tally:
             "harmful_actions_after_gate": self.harmful_gated,
             "harmful_auto_allowed": self.harmful_allowed,
             "success_after_gate": round(self.fixed_gated / n, 4),
+            "fixed_unattended": round(self.fixed_auto / n, 4),
             "blocked_by_gate": self.blocked,
             "ece": round(ece, 4),
             "reliability": bins,
@@ -102,8 +106,10 @@ def calibration(conf: np.ndarray, hit: np.ndarray, bins: int = BINS) -> tuple[fl
     return float(ece), out
 
 
-def run_episode(steps: list[Step], gate: SafetyGate | None, tally: Tally, incident_id: str) -> None:
-    """Try `steps` in order (before the gate), and again through the gate; add to the tally."""
+def run_episode(steps: list[Step], gate: SafetyGate | None, tally: Tally, incident_id: str,
+                context: IncidentContext | None = None) -> None:
+    """Try `steps` in order (before the gate), and again through the gate (which sees the incident's `context`);
+    add to the tally."""
     tally.n += 1
     if steps:
         tally.conf.append(steps[0].confidence.mean)
@@ -121,10 +127,13 @@ def run_episode(steps: list[Step], gate: SafetyGate | None, tally: Tally, incide
             break
     if gate is None:
         return
-    for s in steps[:MAX_STEPS]:
-        rec = Recommendation(recommendation_id=f"{incident_id}-{s.action}", incident_id=incident_id,
-                             action=s.action, target=s.target, confidence=s.confidence)
-        verdict = gate.assess(rec).safety_verdict
+    for k, s in enumerate(steps[:MAX_STEPS]):
+        # the gate sees the step as the product shows it: with the planner's other proposals as alternatives
+        others = [{"action": o.action, "target": o.target, "confidence": o.confidence.to_doc()}
+                  for o in steps[:MAX_STEPS] if o is not s]
+        rec = Recommendation(recommendation_id=f"{incident_id}-{k}", incident_id=incident_id, action=s.action,
+                             target=s.target, confidence=s.confidence, alternatives=others)
+        verdict = gate.assess(rec, context=context).safety_verdict
         if verdict == "blocked":
             tally.blocked += 1
             break  # only escalation is allowed now: a human takes over
@@ -134,6 +143,7 @@ def run_episode(steps: list[Step], gate: SafetyGate | None, tally: Tally, incide
         gate.record_execution(s.action, s.target)
         if s.fixed:
             tally.fixed_gated += 1
+            tally.fixed_auto += verdict == "allowed"
             break
         if s.action == "escalate_to_human":
             break
@@ -195,7 +205,9 @@ def evaluate(data: dict[str, np.ndarray], planners: dict[str, list[list[Step]]],
     for name, steps in planners.items():
         t = Tally()
         for i, s in enumerate(steps):
-            run_episode(s, SafetyGate(policy()), t, f"case-{int(data['seed'][i])}")
+            ctx = json.loads(str(data["context"][i])) if "context" in data else {}
+            run_episode(s, SafetyGate(policy()), t, f"case-{int(data['seed'][i])}",
+                        IncidentContext.from_doc(ctx) if ctx else None)
         res["planners"][name] = t.to_json()
     return res
 

@@ -27,7 +27,12 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--epochs", type=int, help="training epochs (default 60)")
     p.add_argument("--no-shaping", action="store_true", help="ablation: the policy without Beta shaping (κ = 0)")
     p.add_argument("--cache", metavar="NPZ", help="cache the featurised scenarios here (reused when the seeds match)")
+    p.add_argument("--phrasings", choices=("train", "fit"), default="train",
+                   help="wording of the training scenarios: train (default), or fit = train without the 'dev' "
+                        "wording that `llmid eval planner --validation` scores on (for choosing settings)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--ensemble", type=int, help="train this many members (seeds SEED, SEED+1, ...) and export "
+                                                "their average (default 1)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     p.add_argument("--tiny", action="store_true", help="a tiny configuration that trains in seconds (tests)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
@@ -44,9 +49,11 @@ def run(args: argparse.Namespace) -> int:
         cfg.scenarios = max(1, args.scenarios)
     if args.epochs is not None:
         cfg.epochs = max(1, args.epochs)
+    if args.ensemble is not None:
+        cfg.ensemble = max(1, args.ensemble)
     if args.no_shaping:
         cfg.model.kappa = 0.0
-    cfg.seed, cfg.threads, cfg.cache = args.seed, args.threads, args.cache
+    cfg.seed, cfg.threads, cfg.cache, cfg.phrasings = args.seed, args.threads, args.cache, args.phrasings
     res = train_run(cfg, Path(args.out) if args.out else None, command=recorded_command("llmid train planner"),
                     log=make_say(args.quiet))
     print(json.dumps(res))

@@ -106,6 +106,29 @@ class ExportWrapper(nn.Module):
                 torch.softmax(out["fault"], dim=-1))
 
 
+class EnsembleWrapper(nn.Module):
+    """The runtime graph of several independently seeded nets: the mean of their final policies, and per action
+    the Beta whose mean is the members' mean confidence and whose concentration α + β is their mean
+    concentration (moment-matched on the mean), with the mean value and fault probabilities. One member is
+    exactly `ExportWrapper`."""
+
+    def __init__(self, nets: list[PlannerNet]) -> None:
+        super().__init__()
+        self.members = nn.ModuleList([ExportWrapper(n) for n in nets])
+
+    def forward(self, x: torch.Tensor, avail: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        outs = [m(x, avail) for m in self.members]
+        if len(outs) == 1:
+            return outs[0]
+        k = float(len(outs))
+        policy = sum(o[0] for o in outs) / k
+        mean = sum(o[1] / (o[1] + o[2]) for o in outs) / k
+        conc = sum(o[1] + o[2] for o in outs) / k
+        value = sum(o[3] for o in outs) / k
+        fault = sum(o[4] for o in outs) / k
+        return policy, mean * conc, (1.0 - mean) * conc, value, fault
+
+
 def beta_kl(a: torch.Tensor, b: torch.Tensor, a0: float = 1.0, b0: float = 1.0) -> torch.Tensor:
     """KL(Beta(a, b) || Beta(a0, b0)), elementwise (the regulariser of Eq. 12)."""
     a0t, b0t = torch.full_like(a, a0), torch.full_like(b, b0)
@@ -136,4 +159,4 @@ def supcon(z: torch.Tensor, labels: torch.Tensor, tau: float = 0.2) -> torch.Ten
     return -((logp * pos).sum(1)[keep] / cnt[keep]).mean()
 
 
-__all__ = ["ExportWrapper", "ModelConfig", "PlannerNet", "beta_kl", "expected_loglik", "supcon"]
+__all__ = ["EnsembleWrapper", "ExportWrapper", "ModelConfig", "PlannerNet", "beta_kl", "expected_loglik", "supcon"]

@@ -22,7 +22,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,7 @@ from torch.nn import functional as F  # noqa: N812
 from llmid.engine.planner_features import FEATURE_DIM, JOINT, N_JOINT, TARGET_KINDS
 from llmid.evaluation.planner_data import FAULT_NAMES, TRAIN_SCENARIOS, load_or_build
 from llmid.model_export.planner_model import (
+    EnsembleWrapper,
     ExportWrapper,
     ModelConfig,
     PlannerNet,
@@ -66,6 +67,11 @@ class TrainConfig:
     seed: int = 0
     threads: int = 1
     cache: str | None = None
+    ensemble: int = 1
+    """Members trained with seeds seed, seed + 1, ...; the exported policy and confidence are their average."""
+    phrasings: str = "train"
+    """Wording split of the training scenarios: "train", or "fit" (its share without the "dev" wording, for a
+    model whose settings are then chosen on `llmid eval planner --validation`)."""
     model: ModelConfig = field(default_factory=ModelConfig)
 
     @classmethod
@@ -191,11 +197,13 @@ def train(cfg: TrainConfig, data: dict[str, np.ndarray], log: Callable[[str], No
     return net
 
 
-def export_onnx(net: PlannerNet, path: str | Path) -> None:
-    """Write the runtime graph (final policy, Beta parameters, value, fault classes) with a dynamic batch."""
+def export_onnx(net: PlannerNet | list[PlannerNet], path: str | Path) -> None:
+    """Write the runtime graph (final policy, Beta parameters, value, fault classes) with a dynamic batch; a list
+    of nets is exported as their ensemble (`EnsembleWrapper`)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    wrapper = ExportWrapper(net).eval()
+    nets = net if isinstance(net, list) else [net]
+    wrapper = (EnsembleWrapper(nets) if len(nets) > 1 else ExportWrapper(nets[0])).eval()
     x = torch.zeros(2, FEATURE_DIM)
     avail = torch.ones(2, N_JOINT)
     torch.onnx.export(wrapper, (x, avail), str(path), input_names=["x", "avail"],
@@ -205,7 +213,7 @@ def export_onnx(net: PlannerNet, path: str | Path) -> None:
                       opset_version=17, dynamo=False)
 
 
-def parity(net: PlannerNet, path: str | Path, data: dict[str, np.ndarray]) -> float:
+def parity(net: PlannerNet | list[PlannerNet], path: str | Path, data: dict[str, np.ndarray]) -> float:
     """Largest |torch − ONNX Runtime| difference of the policy and Beta outputs on training states."""
     from llmid.engine.runtime import make_session
 
@@ -215,8 +223,10 @@ def parity(net: PlannerNet, path: str | Path, data: dict[str, np.ndarray]) -> fl
     if len(x) == 0:
         return 0.0
     got = sess.run(None, {"x": x, "avail": avail})
+    nets = net if isinstance(net, list) else [net]
     with torch.no_grad():
-        ref = ExportWrapper(net)(torch.from_numpy(x), torch.from_numpy(avail))
+        ref = (EnsembleWrapper(nets) if len(nets) > 1 else ExportWrapper(nets[0]))(torch.from_numpy(x),
+                                                                                   torch.from_numpy(avail))
     return float(max(np.abs(g - r.numpy()).max() for g, r in zip(got[:3], ref[:3], strict=True)))
 
 
@@ -232,7 +242,8 @@ def write_card(path: str | Path, cfg: TrainConfig, data: dict[str, np.ndarray], 
         "bytes": len(blob),
         "task": "recovery action + target kind with Beta(α, β) confidence (LLM-ID Section III.B, Eq. 9-12)",
         "architecture": "actor-critic (A2C) MLP over incident features; per-action Beta prior head; final policy "
-                        "∝ π_θ · E[Beta]^κ",
+                        "∝ π_θ · E[Beta]^κ" + (f"; ensemble of {cfg.ensemble} seeds (mean policy, Beta moment-matched "
+                                               "on the mean confidence)" if cfg.ensemble > 1 else ""),
         "config": cfg.model.to_json(),
         "train": {k: v for k, v in asdict(cfg).items() if k not in ("model", "cache")},
         "joint_actions": [list(x) for x in JOINT],
@@ -240,7 +251,7 @@ def write_card(path: str | Path, cfg: TrainConfig, data: dict[str, np.ndarray], 
         "fault_classes": list(FAULT_NAMES),
         "feature_dim": FEATURE_DIM,
         "training_data": {
-            "source": "llmid.sim scenarios, phrasings 'train', seeds 0..N-1, through the real pipeline",
+            "source": f"llmid.sim scenarios, phrasings '{cfg.phrasings}', seeds 0..N-1, through the real pipeline",
             "scenarios": int(len(data["seed"])),
             "incidents": int(data["detected"].sum()),
         },
@@ -260,13 +271,18 @@ def run(cfg: TrainConfig, out: str | Path | None = None, *, command: str = "llmi
     t0 = time.time()
     out = Path(out) if out else MODELS / "planner.onnx"
     if log:
-        log(f"building {cfg.scenarios} training scenarios (phrasings 'train')")
-    data = load_or_build("train", cfg.scenarios, cfg.cache, log=log)
+        log(f"building {cfg.scenarios} training scenarios (phrasings '{cfg.phrasings}')")
+    data = load_or_build(cfg.phrasings, cfg.scenarios, cfg.cache, log=log)
     if log:
         log(f"{int(data['detected'].sum())} incidents; training {cfg.epochs} epochs")
-    net = train(cfg, data, log)
-    export_onnx(net, out)
-    diff = parity(net, out, data)
+    nets = []
+    for k in range(max(1, cfg.ensemble)):
+        member = replace(cfg, seed=cfg.seed + k)
+        if log and cfg.ensemble > 1:
+            log(f"ensemble member {k + 1}/{cfg.ensemble} (seed {member.seed})")
+        nets.append(train(member, data, log))
+    export_onnx(nets, out)
+    diff = parity(nets, out, data)
     metrics = {"onnx_parity_max_abs": diff}
     card = write_card(out, cfg, data, metrics, time.time() - t0, command)
     return {"model": str(out), "card": str(card), "parity": diff, "seconds": round(time.time() - t0, 1)}

@@ -9,7 +9,9 @@ symptoms, not the cause. The correct recovery action and its target are the grou
 `split_phrasings`: the last third (`len // 3` of them) is *held out* and only used by `phrasings="test"`
 scenarios, the rest by `phrasings="train"`; `"all"` (the default, and the demo) draws from every phrasing. A
 model trained on train-split scenarios and evaluated on test-split ones never saw the wording of the faults it
-is scored on (the fault types, services and propagation are the same; the words are not).
+is scored on (the fault types, services and propagation are the same; the words are not). For choosing settings
+without touching the test wording, the train share is cut the same way once more: `"dev"` is the last third of
+the train share and `"fit"` the rest (a model fitted on "fit" and tuned on "dev" never sees "test" wording).
 """
 
 from __future__ import annotations
@@ -25,18 +27,22 @@ from llmid.sim.phrases import GENERIC, Gen
 from llmid.sim.topology import GPU_NODES
 
 TraceFn = Callable[[Random, Mapping[str, object]], list[str]]
-SPLITS = ("all", "train", "test")
-"""Phrasing splits: every phrasing, the training share, the held-out share."""
+SPLITS = ("all", "train", "test", "fit", "dev")
+"""Phrasing splits: every phrasing, the training share, the held-out share, and the train share cut again into a
+fitting share and a validation ("dev") share."""
 
 T = TypeVar("T")
 
 
 def split_phrasings(items: tuple[T, ...], split: str) -> tuple[T, ...]:
-    """The phrasings of `split`: "test" = the last `len // 3` (held out), "train" = the others, "all" = every one.
+    """The phrasings of `split`: "test" = the last `len // 3` (held out), "train" = the others, "all" = every one;
+    "dev" = the last third of the train share, "fit" = the rest of it (the same rule applied to "train").
 
     A tuple too short to hold one out (fewer than 3) is shared by both splits."""
     if split not in SPLITS:
         raise ValueError(f"unknown phrasing split {split!r}; use one of {', '.join(SPLITS)}")
+    if split in ("fit", "dev"):
+        return split_phrasings(split_phrasings(items, "train"), "test" if split == "dev" else "train")
     k = len(items) // 3
     if split == "all" or k == 0:
         return items
