@@ -177,3 +177,27 @@ def test_eval_planner_cli(tiny_model: Path, tmp_path: Path) -> None:
     res = json.loads(p.stdout)
     assert set(res["planners"]) == {"learned", "runbook", "random"} and png.is_file()
     assert res["scenarios"] == 2
+
+
+def test_replanning_after_a_failure_masks_it_and_escalates_last(tiny_model: Path, heldout_case) -> None:
+    """The ranked list is what an operator tries in turn: each next candidate is planned as if the previous ones
+    failed (never the same action on the same target again, however named), and after a failure escalation
+    waits while a remaining candidate is still plausible."""
+    from llmid.engine.planner_learned import ESCALATE
+
+    st = heldout_case.state
+    assert st is not None
+    model = PlannerModel(tiny_model)
+    names = [[st.target(j) for j in range(N_JOINT)]]
+    x, avail = st.features[None], st.mask[None].astype(np.float32)
+    free = model.rank_batch(x, avail, depth=5, targets=names, plausible=None)[0]
+    pairs = [(JOINT[j][0], names[0][j]) for j, *_ in free]
+    assert len(pairs) == len(set(pairs))  # the next recommendation after a failure always differs
+    assert free[0][0] == model.rank_batch(x, avail, depth=1, targets=names)[0][0][0]  # the first is the policy's
+    # plausible = 0: every remaining action is plausible, so escalation comes only first or after all of them
+    eager = model.rank_batch(x, avail, depth=5, targets=names, plausible=0.0)[0]
+    assert eager[0][0] == free[0][0]
+    assert all(j != ESCALATE for j, *_ in eager[1:]) or eager[0][0] == ESCALATE
+    assert len(eager) == 5 or eager[0][0] == ESCALATE
+    # plausible = 1: nothing is plausible enough to delay escalation: the policy's own order
+    assert model.rank_batch(x, avail, depth=5, targets=names, plausible=1.01)[0] == free

@@ -36,6 +36,10 @@ def test_heldout_scenarios_are_fixed_by_the_top_recommendation(planner: LearnedP
         case = build_case(HELDOUT_SEED_BASE + 500 + k, "test")
         assert case.incident is not None and case.state is not None
         (rec,) = planner.recommend(case.incident, case.records)
+        pairs = [(rec.action, rec.target)] + [(a["action"], a["target"]) for a in rec.alternatives]
+        assert len(pairs) == len(set(pairs))  # after a failure the next recommendation is a different one
+        acts = [a for a, _ in pairs]
+        assert "escalate_to_human" in acts and acts.index("escalate_to_human") in (0, len(acts) - 1)
         res = case.env()
         res.reset()
         hits += res.step(rec.action, rec.target or "-").info["outcome"] == "fixed"

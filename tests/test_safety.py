@@ -135,6 +135,32 @@ def test_bad_evidence_settings_are_errors() -> None:
 
     from llmid.errors import ConfigError
 
-    for doc in ({"evidence": {"off_chain": "maybe"}}, {"evidence": {"colour": 1}}, {"evidence": {"min_score": 2}}):
+    for doc in ({"evidence": {"off_chain": "maybe"}}, {"evidence": {"colour": 1}}, {"evidence": {"min_score": 2}},
+                {"ambiguity": 1.5}, {"approval_on": "median"}):
         with pytest.raises(ConfigError):
             SafetyPolicy.from_doc(doc)
+
+
+def test_ambiguous_target_and_interval_rules() -> None:
+    """The planner proposing the same action on two different places means it is unsure where to act; with
+    approval_on = "low" the pessimistic end of the 90% interval must reach the approval floor."""
+    from llmid.engine.safety import IncidentContext
+
+    inc, records = _incident_with_records()
+    ctx = IncidentContext.of(inc, records)
+    assert ctx.same_place("diskmon", "nfs-01") and not ctx.same_place("nfs-01", "gpu-node-02")
+    rec = _rec("free_disk", (9.5, 0.5), target="nfs-01")
+    rec.alternatives = [{"action": "free_disk", "target": "gpu-node-02", "confidence": beta_confidence(6, 4).to_doc()}]
+    gate = SafetyGate(SafetyPolicy.from_doc({"ambiguity": 0.5}))
+    out = gate.assess(rec, context=ctx)
+    assert out.safety_verdict == "needs_approval" and any("unsure where to act" in r for r in out.safety_reasons)
+    rec.alternatives[0]["target"] = "diskmon"  # the same place by another name: no ambiguity
+    assert gate.assess(rec, context=ctx).safety_verdict == "allowed"
+    rec.alternatives[0]["confidence"] = beta_confidence(2, 8).to_doc()
+    rec.alternatives[0]["target"] = "gpu-node-02"  # another place, but not plausible
+    assert gate.assess(rec, context=ctx).safety_verdict == "allowed"
+    sure, unsure = _rec("free_disk", (95.0, 5.0), target="nfs-01"), _rec("free_disk", (9.5, 0.5), target="nfs-01")
+    low = SafetyGate(SafetyPolicy.from_doc({"approval_floor": 0.9, "approval_on": "low"}))
+    assert low.assess(sure).safety_verdict == "allowed"  # mean 0.95, 90% interval from ~0.91
+    assert low.assess(unsure).safety_verdict == "needs_approval"  # mean 0.95, but the interval reaches ~0.81
+    assert SafetyGate(SafetyPolicy.from_doc({"approval_floor": 0.9})).assess(unsure).safety_verdict == "allowed"

@@ -2,9 +2,11 @@
 
 `LearnedPlanner.recommend(incident, records)` featurises the incident (`planner_features.planner_state`), asks
 the exported actor-critic (`models/planner.onnx`) for the confidence-shaped policy, and ranks candidates the way
-an operator would try them: the best action, then — that one masked as tried — the next best, and so on
-(`RANKED` deep, escalation always offered). Each carries its Beta(α, β) confidence with a 90% interval. The
-rationale names the chain events the state was built from.
+an operator would try them: the policy's best action, then — re-planned with that one masked as failed — the
+candidate most likely to fix it given that failure, and so on (`RANKED` deep; escalation always offered, and
+after a failure only once no remaining action is plausible; `PlannerModel.rank_batch`). Each carries its
+Beta(α, β) confidence (given the failures before it) with a 90% interval. The rationale names the chain events
+the state was built from.
 """
 
 from __future__ import annotations
@@ -24,6 +26,10 @@ MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
 DEFAULT_MODEL = MODELS_DIR / "planner.onnx"
 ESCALATE = N_JOINT - 1
 RANKED = 4
+PLAUSIBLE: float | None = 0.5
+"""After a failed action, escalation waits while a remaining candidate's Beta mean is at least this."""
+AFTER_FAILURE = "mean"
+"""How candidates after the first are chosen: "mean" (the highest Beta mean given the failures) or "policy"."""
 
 
 class PlannerModel:
@@ -46,24 +52,38 @@ class PlannerModel:
         return {"policy": policy, "alpha": alpha, "beta": beta, "value": value, "fault": fault}
 
     def rank_batch(self, x: np.ndarray, avail: np.ndarray, depth: int = RANKED,
-                   targets: Sequence[Sequence[str | None]] | None = None) -> list[list[tuple[int, float, float,
-                                                                                            float]]]:
-        """Sequential ranking for a batch of states: the tried action is masked before the next call (and, when
-        `targets` gives each joint action's concrete target, every other way of naming the same action)."""
+                   targets: Sequence[Sequence[str | None]] | None = None,
+                   plausible: float | None = PLAUSIBLE,
+                   after_failure: str = AFTER_FAILURE) -> list[list[tuple[int, float, float, float]]]:
+        """Sequential ranking for a batch of states, as an operator would try them. The first candidate is the
+        policy's choice. Each next one is re-planned as if everything before it had failed: the failed action is
+        masked (and, when `targets` gives each joint action's concrete target, every other way of naming the
+        same action on the same target), and the network, which reads the mask, gives its Beta confidences
+        conditioned on that failure; the next candidate is the one most likely to fix it now (the highest Beta
+        mean; `after_failure="policy"`: the re-run policy's choice instead). Escalation ends the list; after a
+        failure it waits while a remaining action is still plausible (Beta mean ≥ `plausible`; None = no such
+        rule). Returns [(joint index, α, β, policy probability)] per state."""
         avail = np.asarray(avail, np.float32).copy()
         out: list[list[tuple[int, float, float, float]]] = [[] for _ in range(len(x))]
         live = np.ones(len(x), bool)
-        for _ in range(depth):
+        for step in range(depth):
             if not live.any():
                 break
             res = self.run(x, avail)
+            mean_all = res["alpha"] / (res["alpha"] + res["beta"])
             for i in np.nonzero(live)[0]:
-                p = np.where(avail[i] > 0.5, res["policy"][i], -1.0)
-                j = int(np.argmax(p))
-                if p[j] < 0:
+                ok = avail[i] > 0.5
+                if not ok.any():
                     live[i] = False
                     continue
-                out[i].append((j, float(res["alpha"][i, j]), float(res["beta"][i, j]), float(p[j])))
+                score = res["policy"][i] if step == 0 or after_failure == "policy" else mean_all[i]
+                j = int(np.argmax(np.where(ok, score, -1.0)))
+                if step > 0 and j == ESCALATE and plausible is not None:
+                    still = ok & (mean_all[i] >= plausible)
+                    still[ESCALATE] = False
+                    if still.any():
+                        j = int(np.argmax(np.where(still, score, -1.0)))
+                out[i].append((j, float(res["alpha"][i, j]), float(res["beta"][i, j]), float(res["policy"][i, j])))
                 avail[i, j] = 0.0
                 if targets is not None:
                     same = [k for k in range(N_JOINT) if JOINT[k][0] == JOINT[j][0] and targets[i][k] == targets[i][j]]
@@ -131,7 +151,8 @@ class LearnedPlanner:
             items.append((JOINT[j][0], target, beta_confidence(a, b), p))
         action, target, conf, _ = items[0]
         alternatives = [{"action": a, "target": t, "confidence": c.to_doc(), "policy": round(p, 6),
-                         "rationale": [f"Next to try if the first does not help (policy {p:.2f})."
+                         "rationale": [f"Next to try if the ones before it did not help: the most likely fix once "
+                                       f"they failed (confidence {c.mean:.2f} given those failures)."
                                        if a != "escalate_to_human" else "Safe fallback: a human decides."]}
                         for a, t, c, p in items[1:]]
         rec = Recommendation(

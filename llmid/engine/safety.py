@@ -8,6 +8,7 @@ disruptive actions need approval. A policy file (`SafetyPolicy.load`, TOML or JS
 ```toml
 confidence_floor = 0.5                 # below it only escalate_to_human is allowed
 approval_floor = 0.9                   # below it (and above the floor) an action needs an operator's approval
+approval_on = "mean"                   # or "low": the lower end of the 90% interval must reach approval_floor
 disruptive = ["drain_node", "failover_database", "rollback_deploy"]   # always need approval
 
 [allowed_actions]                      # per service/host allow-list; a target not listed allows every action
@@ -81,6 +82,11 @@ class IncidentContext:
     """Service, host or identifier → the highest root-cause score of a fault-chain event naming it."""
     severity: dict[str, int] = field(default_factory=dict)
     """Service, host or identifier → the worst level (`SEVERITY` rank) of any incident line naming it."""
+    places: list[tuple[str, str]] = field(default_factory=list)
+    """(service, host) of every incident event: two names of the same place (acting on either is one choice)."""
+
+    def same_place(self, a: str, b: str) -> bool:
+        return a == b or (a, b) in self.places or (b, a) in self.places
 
     @classmethod
     def of(cls, incident: Incident, records: list[LogRecord] | tuple[LogRecord, ...] | None = None) -> IncidentContext:
@@ -90,6 +96,7 @@ class IncidentContext:
         by_line = {r.line_id: r for r in records or ()}
         implicated: dict[str, float] = {}
         severity: dict[str, int] = {}
+        places: list[tuple[str, str]] = []
         on_chain = {id(e) for e in incident.chain}
         for e in [*incident.chain, *(e for e in incident.ranking if id(e) not in on_chain)]:
             names = {(n, level_rank(e.level)) for n in (e.service, e.host) if n}
@@ -101,28 +108,35 @@ class IncidentContext:
                 severity[n] = max(severity.get(n, 0), rank)
                 if id(e) in on_chain:
                     implicated[n] = max(implicated.get(n, 0.0), float(e.score))
-        return cls(incident.incident_id, implicated, severity)
+            if e.service and e.host and (e.service, e.host) not in places:
+                places.append((e.service, e.host))
+        return cls(incident.incident_id, implicated, severity, places)
 
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> IncidentContext:
         """From `to_doc()`, or from an `llmid-incidents` document (services and hosts of its events only)."""
         if "implicated" in doc:
             return cls(doc.get("incident_id"), {str(k): float(v) for k, v in doc["implicated"].items()},
-                       {str(k): int(v) for k, v in (doc.get("severity") or {}).items()})
+                       {str(k): int(v) for k, v in (doc.get("severity") or {}).items()},
+                       [(str(a), str(b)) for a, b in doc.get("places") or []])
         implicated: dict[str, float] = {}
         severity: dict[str, int] = {}
+        places: list[tuple[str, str]] = []
         for where in ("chain", "ranking"):
             for e in doc.get(where) or []:
-                for n in ((e.get("service") or {}).get("name"), (e.get("host") or {}).get("name")):
+                svc, host = (e.get("service") or {}).get("name"), (e.get("host") or {}).get("name")
+                for n in (svc, host):
                     if n:
                         if where == "chain":
                             implicated[n] = max(implicated.get(n, 0.0), float(e.get("score") or 0.0))
                         severity[n] = max(severity.get(n, 0), level_rank((e.get("log") or {}).get("level")))
-        return cls(doc.get("incident_id"), implicated, severity)
+                if svc and host and (svc, host) not in places:
+                    places.append((svc, host))
+        return cls(doc.get("incident_id"), implicated, severity, places)
 
     def to_doc(self) -> dict[str, Any]:
         return {"incident_id": self.incident_id, "implicated": dict(sorted(self.implicated.items())),
-                "severity": dict(sorted(self.severity.items()))}
+                "severity": dict(sorted(self.severity.items())), "places": [list(p) for p in self.places]}
 
 
 SEVERITY: dict[str, int] = {"TRACE": 0, "DEBUG": 0, "INFO": 1, "NOTICE": 1, "WARN": 2, "WARNING": 2, "ERROR": 3,
@@ -191,6 +205,12 @@ class SafetyPolicy:
     confidence_floor: float = 0.3
     approval_floor: float = 0.0
     """Below this confidence (and at or above the floor) an action is not run unattended: it needs approval."""
+    ambiguity: float = 0.0
+    """Hold (needs approval) an action when the planner also proposes the same action on another target with at
+    least this confidence: it is unsure where to act (0 = rule off)."""
+    approval_on: str = "mean"
+    """What must reach `approval_floor` to run unattended: the confidence "mean", or "low", the lower end of its
+    90% interval (an uncertain estimate, few pseudo-counts, is then held even when its mean is high)."""
     disruptive: frozenset[str] = DISRUPTIVE_ACTIONS
     allowed_actions: dict[str, list[str]] = field(default_factory=dict)
     """Per target (service or host): the only actions allowed on it. A target not listed allows all actions."""
@@ -212,8 +232,8 @@ class SafetyPolicy:
     source: str | None = None
     """The policy file it was read from (None = built-in)."""
 
-    KEYS = frozenset({"confidence_floor", "approval_floor", "disruptive", "allowed_actions", "max_per_hour",
-                      "maintenance_windows", "blast_radius", "executor", "evidence"})
+    KEYS = frozenset({"confidence_floor", "approval_floor", "approval_on", "ambiguity", "disruptive", "allowed_actions",
+                      "max_per_hour", "maintenance_windows", "blast_radius", "executor", "evidence"})
     EVIDENCE_KEYS = frozenset({"off_chain", "weak", "min_score", "healthy"})
 
     @classmethod
@@ -244,6 +264,12 @@ class SafetyPolicy:
         for name in ("confidence_floor", "approval_floor"):
             if not 0.0 <= getattr(pol, name) <= 1.0:
                 raise ConfigError(f"{name} must be in [0, 1], got {getattr(pol, name)}.")
+        pol.ambiguity = float(doc.get("ambiguity", 0.0))
+        if not 0.0 <= pol.ambiguity <= 1.0:
+            raise ConfigError(f"ambiguity must be in [0, 1], got {pol.ambiguity}.")
+        pol.approval_on = str(doc.get("approval_on", "mean"))
+        if pol.approval_on not in ("mean", "low"):
+            raise ConfigError(f"approval_on must be 'mean' or 'low', got {pol.approval_on!r}.")
 
         def actions(xs: Any, where: str) -> list[str]:
             bad = [a for a in xs if a not in ACTIONS]
@@ -318,17 +344,25 @@ class SafetyGate:
         alternative labelled the same way (`alternatives[i]["safety"]`). `context`: the incident it is for (the
         evidence rules apply only with it)."""
         now = time.time() if now is None else now
-        verdict, reasons = self.verdict(rec.action, rec.target, rec.confidence.mean, now, context)
+        offered = [(rec.action, rec.target, rec.confidence.mean)] + [
+            (str(a.get("action")), a.get("target"), float((a.get("confidence") or {}).get("mean", 0.0)))
+            for a in rec.alternatives]
+        verdict, reasons = self.verdict(rec.action, rec.target, rec.confidence.mean, now, context,
+                                        low=rec.confidence.low, offered=offered)
         alternatives = []
         for alt in rec.alternatives:
             conf = alt.get("confidence") or {}
-            v, r = self.verdict(str(alt.get("action")), alt.get("target"), float(conf.get("mean", 0.0)), now, context)
+            v, r = self.verdict(str(alt.get("action")), alt.get("target"), float(conf.get("mean", 0.0)), now, context,
+                                low=float(conf.get("low", conf.get("mean", 0.0))), offered=offered)
             alternatives.append({**alt, "safety": {"verdict": v, "reasons": r}})
         return replace(rec, safety_verdict=verdict, safety_reasons=reasons, alternatives=alternatives)
 
     def verdict(self, action: str, target: str | None, mean: float, now: float | None = None,
-                context: IncidentContext | None = None) -> tuple[str, list[str]]:
-        """The verdict and reasons for one (action, target) at confidence `mean`."""
+                context: IncidentContext | None = None, low: float | None = None,
+                offered: list[tuple[str, str | None, float]] | None = None) -> tuple[str, list[str]]:
+        """The verdict and reasons for one (action, target) at confidence `mean` (`low`: the lower end of its
+        90% interval, used for running unattended when the policy says `approval_on = "low"`; `offered`: every
+        (action, target, mean) the planner proposed for the incident, for the ambiguity rule)."""
         now = time.time() if now is None else now
         p = self.policy
         if action == SAFE_ACTION:
@@ -352,6 +386,10 @@ class SafetyGate:
         elif mean < p.approval_floor:
             worsen("needs_approval", f"Confidence {mean:.2f} is below {p.approval_floor:.2f}, the level for running "
                                      "unattended; an operator must approve it.")
+        elif p.approval_on == "low" and (mean if low is None else low) < p.approval_floor:
+            worsen("needs_approval", f"The 90% interval of the confidence reaches down to {low:.2f}, below "
+                                     f"{p.approval_floor:.2f}, the level for running unattended; an operator must "
+                                     "approve it.")
         if target is not None and target in p.allowed_actions and action not in p.allowed_actions[target]:
             worsen("blocked", f"'{action}' is not on the allow-list for {target}.")
         if action in p.disruptive:
@@ -381,6 +419,12 @@ class SafetyGate:
             if context.severity.get(target, 0) < SEVERITY["WARN"] and p.healthy != "allowed":
                 worsen(p.healthy, f"No line of the incident names {target} at WARN or worse: it shows no trouble, "
                                   "so acting on it may only disturb a healthy target.")
+        if p.ambiguity > 0 and target:
+            rivals = sorted({t for a, t, m in offered or () if a == action and t and m >= p.ambiguity
+                             and not (context.same_place(t, target) if context is not None else t == target)})
+            if rivals:
+                worsen("needs_approval", f"The planner is unsure where to act: '{action}' on {', '.join(rivals)} is "
+                                         f"also proposed with confidence ≥ {p.ambiguity:.2f}.")
         if not reasons:
             reasons.append(f"Confidence {mean:.2f} is at or above the floor and '{action}' is not disruptive.")
         return verdict, reasons
