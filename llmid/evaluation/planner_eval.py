@@ -253,8 +253,9 @@ def reliability_png(result: dict[str, Any], path: str | Path, size: int = 240, p
 
 def format_markdown(result: dict[str, Any]) -> str:
     cols = ["success@1", "success@3", "mean_steps", "harmful_rate_before_gate", "harmful_actions_after_gate",
-            "success_after_gate", "ece"]
-    lines = [f"held-out scenarios: {result['scenarios']} (incident raised: {result['detected']})", "",
+            "harmful_auto_allowed", "success_after_gate", "fixed_unattended", "ece"]
+    lines = [f"{result.get('split', 'held-out')} scenarios: {result['scenarios']} (incident raised: "
+             f"{result['detected']})", "",
              "| planner | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
     for name, m in result["planners"].items():
         lines.append(f"| {name} | " + " | ".join(str(m[c]) for c in cols) + " |")
