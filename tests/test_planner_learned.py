@@ -201,3 +201,33 @@ def test_replanning_after_a_failure_masks_it_and_escalates_last(tiny_model: Path
     assert len(eager) == 5 or eager[0][0] == ESCALATE
     # plausible = 1: nothing is plausible enough to delay escalation: the policy's own order
     assert model.rank_batch(x, avail, depth=5, targets=names, plausible=1.01)[0] == free
+
+
+def test_validation_wording_is_held_out_of_fit_and_test() -> None:
+    """Settings are chosen on "dev" wording: a share of the training wording that "fit" leaves out, never "test"."""
+    from llmid.evaluation.planner_data import VALIDATION_SEED_BASE, seeds_for
+    from llmid.sim.faults import split_phrasings
+
+    for n in range(1, 12):
+        items = tuple(range(n))
+        train, test = set(split_phrasings(items, "train")), set(split_phrasings(items, "test"))
+        fit, dev = set(split_phrasings(items, "fit")), set(split_phrasings(items, "dev"))
+        assert fit | dev == train and (dev <= train)
+        if n >= 4:  # long enough to hold a third of the train share out
+            assert not fit & dev and not dev & test
+    assert seeds_for("dev", 2) == [VALIDATION_SEED_BASE, VALIDATION_SEED_BASE + 1]
+    assert seeds_for("fit", 2) == [0, 1] and seeds_for("test", 1) == [HELDOUT_SEED_BASE]
+
+
+def test_ensemble_export_matches_torch(tmp_path: Path) -> None:
+    from llmid.model_export.planner_train import TrainConfig, run
+
+    cfg = TrainConfig.tiny()
+    cfg.scenarios, cfg.ensemble = 3, 2
+    res = run(cfg, tmp_path / "e.onnx")
+    assert res["parity"] < 1e-4
+    card = json.loads((tmp_path / "e.json").read_text())
+    assert "ensemble of 2" in card["architecture"] and card["train"]["ensemble"] == 2
+    x, avail = np.zeros((1, FEATURE_DIM), np.float32), np.ones((1, N_JOINT), np.float32)
+    out = PlannerModel(tmp_path / "e.onnx").run(x, avail)
+    assert np.allclose(out["policy"].sum(1), 1.0, atol=1e-5) and (out["alpha"] > 0).all()
