@@ -109,10 +109,16 @@ def test_evidence_rules_hold_targets_the_incident_does_not_implicate() -> None:
     weak = SafetyGate(SafetyPolicy.from_doc({"evidence": {"min_score": 0.5}}))
     assert weak.assess(_rec("restart_service", target="gpu-node-02"), context=ctx).safety_verdict == "needs_approval"
     assert weak.assess(_rec("free_disk", target="nfs-01"), context=ctx).safety_verdict == "allowed"
+    # a node action must name a host of the incident: draining a job id or a service is blocked
+    node = gate.assess(_rec("drain_node", target="job-4711"), context=ctx)
+    assert node.safety_verdict == "blocked" and any("acts on a node" in r for r in node.safety_reasons)
+    assert gate.assess(_rec("drain_node", target="diskmon"), context=ctx).safety_verdict == "blocked"
+    assert gate.assess(_rec("drain_node", target="gpu-node-02"), context=ctx).safety_verdict == "needs_approval"
     # the context survives JSON (the evaluation caches it), and an incident document gives services and hosts
     assert IncidentContext.from_doc(ctx.to_doc()) == ctx
     from_store = IncidentContext.from_doc(inc.to_doc())
     assert "nfs-01" in from_store.implicated and "ctrl-01" not in from_store.implicated
+    assert from_store.hosts == ctx.hosts == ["ctrl-01", "gpu-node-02", "nfs-01"]
 
 
 def test_alternatives_get_their_own_verdicts() -> None:

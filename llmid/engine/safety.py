@@ -31,6 +31,8 @@ command = ["/usr/local/bin/remediate", "{action}", "{target}"]   # or: webhook =
 [evidence]                             # what the incident itself shows about the target (rules need the incident)
 off_chain = "needs_approval"           # target named by no fault-chain event: allowed | needs_approval | blocked
 healthy = "needs_approval"             # target named by no incident line at WARN or worse
+host_actions = ["drain_node"]          # node actions: the target must be a host of an incident event ...
+not_host = "blocked"                   # ... else this verdict
 weak = "needs_approval"                # target's best root-cause score below min_score
 min_score = 0.0                        # 0 = off
 ```
@@ -42,7 +44,9 @@ those events' lines. An action whose target is none of them, e.g. a host that on
 the reasoner ranked high, gets the `off_chain` verdict (default: an operator approves it); `min_score` holds an
 action whose target's strongest chain event has a root-cause score below it; `healthy` is for a target that no
 line of the incident names at WARN or worse (a line without a level counts as WARN): nothing shows it is
-unhealthy, so restarting, draining or scaling it would only disturb it. The rules apply only where the
+unhealthy, so restarting, draining or scaling it would only disturb it; `host_actions` (default drain_node) act
+on a node, so their target must be a host some incident event comes from (a job id or a service is no node:
+`not_host`, default blocked). The rules apply only where the
 incident is known (`assess(..., context=...)`, as the pipeline does); a later re-check without it (`llmid execute`)
 keeps the stricter of its own verdict and the one stored at analysis time. Alternatives are labelled as well.
 """
@@ -84,6 +88,8 @@ class IncidentContext:
     """Service, host or identifier → the worst level (`SEVERITY` rank) of any incident line naming it."""
     places: list[tuple[str, str]] = field(default_factory=list)
     """(service, host) of every incident event: two names of the same place (acting on either is one choice)."""
+    hosts: list[str] = field(default_factory=list)
+    """Every host an incident event comes from (what a node action such as drain_node can name)."""
 
     def same_place(self, a: str, b: str) -> bool:
         return a == b or (a, b) in self.places or (b, a) in self.places
@@ -110,7 +116,8 @@ class IncidentContext:
                     implicated[n] = max(implicated.get(n, 0.0), float(e.score))
             if e.service and e.host and (e.service, e.host) not in places:
                 places.append((e.service, e.host))
-        return cls(incident.incident_id, implicated, severity, places)
+        hosts = sorted({e.host for e in [*incident.chain, *incident.ranking] if e.host})
+        return cls(incident.incident_id, implicated, severity, places, hosts)
 
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> IncidentContext:
@@ -118,7 +125,7 @@ class IncidentContext:
         if "implicated" in doc:
             return cls(doc.get("incident_id"), {str(k): float(v) for k, v in doc["implicated"].items()},
                        {str(k): int(v) for k, v in (doc.get("severity") or {}).items()},
-                       [(str(a), str(b)) for a, b in doc.get("places") or []])
+                       [(str(a), str(b)) for a, b in doc.get("places") or []], [str(h) for h in doc.get("hosts") or []])
         implicated: dict[str, float] = {}
         severity: dict[str, int] = {}
         places: list[tuple[str, str]] = []
@@ -132,11 +139,14 @@ class IncidentContext:
                         severity[n] = max(severity.get(n, 0), level_rank((e.get("log") or {}).get("level")))
                 if svc and host and (svc, host) not in places:
                     places.append((svc, host))
-        return cls(doc.get("incident_id"), implicated, severity, places)
+        return cls(doc.get("incident_id"), implicated, severity, places, sorted({h for _, h in places} | {
+            (e.get("host") or {}).get("name") for w in ("chain", "ranking") for e in doc.get(w) or []
+            if (e.get("host") or {}).get("name")}))
 
     def to_doc(self) -> dict[str, Any]:
         return {"incident_id": self.incident_id, "implicated": dict(sorted(self.implicated.items())),
-                "severity": dict(sorted(self.severity.items())), "places": [list(p) for p in self.places]}
+                "severity": dict(sorted(self.severity.items())), "places": [list(p) for p in self.places],
+                "hosts": list(self.hosts)}
 
 
 SEVERITY: dict[str, int] = {"TRACE": 0, "DEBUG": 0, "INFO": 1, "NOTICE": 1, "WARN": 2, "WARNING": 2, "ERROR": 3,
@@ -229,12 +239,15 @@ class SafetyPolicy:
     """Root-cause score the target's strongest chain event must reach (0 = rule off)."""
     healthy: str = "needs_approval"
     """Verdict for an action on a target no incident line names at WARN or worse (it shows no trouble)."""
+    host_actions: frozenset[str] = frozenset({"drain_node"})
+    """Actions on a node: their target must be a host the incident shows (an event's host), else `not_host`."""
+    not_host: str = "blocked"
     source: str | None = None
     """The policy file it was read from (None = built-in)."""
 
     KEYS = frozenset({"confidence_floor", "approval_floor", "approval_on", "ambiguity", "disruptive", "allowed_actions",
                       "max_per_hour", "maintenance_windows", "blast_radius", "executor", "evidence"})
-    EVIDENCE_KEYS = frozenset({"off_chain", "weak", "min_score", "healthy"})
+    EVIDENCE_KEYS = frozenset({"off_chain", "weak", "min_score", "healthy", "host_actions", "not_host"})
 
     @classmethod
     def load(cls, path: str | Path, confidence_floor: float | None = None) -> SafetyPolicy:
@@ -295,8 +308,10 @@ class SafetyPolicy:
         bad = set(ev) - cls.EVIDENCE_KEYS
         if bad:
             raise ConfigError(f"Unknown evidence key(s): {', '.join(sorted(bad))}; use off_chain, weak, min_score, "
-                              "healthy.")
-        for name in ("off_chain", "weak", "healthy"):
+                              "healthy, host_actions, not_host.")
+        if "host_actions" in ev:
+            pol.host_actions = frozenset(actions(ev["host_actions"], "evidence.host_actions"))
+        for name in ("off_chain", "weak", "healthy", "not_host"):
             if name in ev:
                 if ev[name] not in VERDICTS:
                     raise ConfigError(f"evidence.{name} must be one of {', '.join(VERDICTS)}, got {ev[name]!r}.")
@@ -416,6 +431,9 @@ class SafetyGate:
             elif score < p.min_score and p.weak != "allowed":
                 worsen(p.weak, f"The strongest fault-chain event naming {target} has root-cause score {score:.2f}, "
                                f"below {p.min_score:.2f}.")
+            if action in p.host_actions and target not in context.hosts and p.not_host != "allowed":
+                worsen(p.not_host, f"'{action}' acts on a node, but no event of the incident comes from a host named "
+                                   f"{target}.")
             if context.severity.get(target, 0) < SEVERITY["WARN"] and p.healthy != "allowed":
                 worsen(p.healthy, f"No line of the incident names {target} at WARN or worse: it shows no trouble, "
                                   "so acting on it may only disturb a healthy target.")
