@@ -900,7 +900,8 @@ class LearnedMiner(TemplateMiner):
             probs[p] = max(probs[p], self.gate)
             # the candidates are the templates of the slot's earlier words (the tree routes on the first tokens,
             # so when the slot is one of them those templates sit in other leaves)
-            cands = [c for c in siblings if len(c.tokens) == len(masked)] + [c for c in leaf if c not in siblings]
+            known = {id(c) for c in siblings}
+            cands = [c for c in siblings if len(c.tokens) == len(masked)] + [c for c in leaf if id(c) not in known]
             cl = self._best_gated(cands, masked, probs)
             if cl is not None:  # the slot holds a variable: generalise the templates of its earlier words too
                 for sib in siblings:
@@ -988,10 +989,12 @@ class LearnedMiner(TemplateMiner):
         key = tuple(_collapse_runs(cl.tokens)) if any(_is_free(t) for t in cl.tokens) else None
         if key == cl.run_key:
             return
-        if cl.run_key is not None:
-            old = self._runs.get(cl.run_key)
-            if old is not None and cl in old:
-                old.remove(cl)
+        if cl.run_key is not None:  # refined: leave its old key (by identity; clusters compare by value)
+            old = self._runs.get(cl.run_key, [])
+            for k, c in enumerate(old):
+                if c is cl:
+                    del old[k]
+                    break
         cl.run_key = key
         if key is None:
             return
