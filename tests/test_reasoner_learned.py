@@ -60,6 +60,36 @@ def test_graph_inputs_features_and_context() -> None:
     assert g2.x[0, NODE_FEATURES.index("level_escalated")] == 1
 
 
+def test_missing_expected_events_are_evidence_scaled_by_coverage() -> None:
+    """An event nearly every normal window holds (a heartbeat) counts when it is absent, less so in a window that
+    covers only part of a usual window's time, and not at all before the profile has seen a few windows."""
+    ref = Reference()
+    miss, miss_log, pres = (NODE_FEATURES.index(k) for k in ("missing_expected", "missing_expected_log", "presence"))
+
+    def window(start: int, heartbeat: bool, n: int = 60) -> list[LogRecord]:
+        out = normal(start, n)
+        if heartbeat:
+            out.append(rec(start + n, "hb", "heartbeat ok", service="agent", ts=1000.0 + start + n - 1))
+        return out
+
+    for k in range(6):
+        ref.absorb(build_events_of(window(100 * k, True)), 61, span=59.0)
+    assert ref.expected_keys() == []  # too few normal windows yet (6 decayed ones weigh 5.7)
+    g = graph_inputs(window(1000, False), ref)
+    assert g.x[0, miss] == 0
+    ref.absorb(build_events_of(window(300, True)), 61, span=59.0)
+    assert sorted(ref.expected_keys()) == ["hb|agent", "t0|web", "t1|web", "t2|web"]
+    full, half = graph_inputs(window(1000, False), ref), graph_inputs(window(1000, False, n=31), ref)
+    assert full.x[0, miss] == pytest.approx(0.25) and full.x[0, miss_log] > 0
+    assert half.x[0, miss] == pytest.approx(0.125, abs=0.005)  # 30 s of a usual 59 s
+    ok = graph_inputs(window(1000, True), ref)
+    assert ok.x[0, miss] == 0 and (ok.x[:, pres] == 1).all()
+    assert graph_inputs([rec(5000, "new", "never seen")], ref).x[0, pres] == 0
+    assert Reference.from_json(json.loads(json.dumps(ref.to_json(exact=True)))) == ref
+    old = {k: v for k, v in ref.to_json().items() if k in ("windows", "lines", "records", "counts")}
+    assert Reference.from_json(old).expected_keys() == []  # a profile saved by an older version still loads
+
+
 def test_graph_stream_absorbs_one_window_late_and_only_normal_ones() -> None:
     st = GraphStream(baseline_windows=1, baseline_records=0, context_gap=None)
     w = [Window("s", k, normal(100 * k + 1, 30)) for k in range(4)]

@@ -221,6 +221,9 @@ NODE_FEATURES: tuple[str, ...] = (
     "gap_from_previous",   # log(1 + time since the previous anomalous-looking event's first occurrence) / log(601)
     "named_by_later",      # share of later anomalous-looking events whose text names this event's service or host
     "names_earlier",       # this event's text names the service or host of an earlier anomalous-looking event
+    "presence",            # share of normal windows (sessions) that hold this event; 0 when novel
+    "missing_expected",    # graph-level: share of the events nearly every normal window holds that this one lacks
+    "missing_expected_log",  # graph-level: log(1 + how many of them are missing) / log(11), at most 1
 )
 """Per-node numeric features of the learned reasoner, in order (the model card lists them too)."""
 EDGE_FEATURES: tuple[str, ...] = ("precedes", "lag", "close", "same_service", "same_host", "cooccurrence", "cosine")
@@ -230,9 +233,15 @@ CLOSE_SECONDS = 60.0
 MAX_NODES = 192
 """Nodes per graph; a bigger window keeps its anomalous-looking events first, then the most frequent others."""
 COOC_HORIZON = 32
+"""Records apart that still count as co-occurring."""
 WARMUP_RECORDS = 100
 """Records of normal profile below which a window is not judged at all, even while warming up."""
-"""Records apart that still count as co-occurring."""
+EXPECTED_PRESENCE = 0.98
+"""An event held by at least this share of normal windows is *expected*: its absence is evidence too (a
+heartbeat that stopped, a session cut short before its usual closing events)."""
+EXPECTED_MIN_UNITS = 6.0
+"""Normal windows (decayed: seven at the default decay) needed before any event counts as expected: a short
+normal period says too little about what is always there."""
 
 
 @dataclass(slots=True)
@@ -245,26 +254,58 @@ class Reference:
     counts: dict[str, float] = field(default_factory=dict)
     templates: dict[str, float] = field(default_factory=dict)
     levels: dict[str, int] = field(default_factory=dict)
+    units: float = 0.0
+    """Decayed number of windows absorbed (the denominator of `presence`)."""
+    presence: dict[str, float] = field(default_factory=dict)
+    """Decayed number of absorbed windows that held each event key."""
+    span_sum: float = 0.0
+    """Decayed sum of the time spans of absorbed windows that had timestamps ..."""
+    span_units: float = 0.0
+    """... and how many (decayed) such windows: their mean span tells how much of a usual window a window covers."""
 
-    def absorb(self, events: list[Event], n_records: int, decay: float = 0.98) -> None:
+    def absorb(self, events: list[Event], n_records: int, decay: float = 0.98, span: float | None = None) -> None:
         if decay != 1.0:
-            for k in self.counts:
-                self.counts[k] *= decay
-            for k in self.templates:
-                self.templates[k] *= decay
+            for d in (self.counts, self.templates, self.presence):
+                for k in d:
+                    d[k] *= decay
         self.lines = self.lines * decay + n_records
+        self.units = self.units * decay + 1.0
+        self.span_sum *= decay
+        self.span_units *= decay
+        if span is not None:
+            self.span_sum += span
+            self.span_units += 1.0
         self.records += n_records
         for e in events:
             self.counts[e.key] = self.counts.get(e.key, 0.0) + e.count
             self.templates[e.template_id] = self.templates.get(e.template_id, 0.0) + e.count
+            self.presence[e.key] = self.presence.get(e.key, 0.0) + 1.0
             r = level_rank(e.level)
             if r > self.levels.get(e.key, -1):
                 self.levels[e.key] = r
         self.windows += 1
 
+    def presence_rate(self, key: str) -> float:
+        return self.presence.get(key, 0.0) / self.units if self.units > 0 else 0.0
+
+    def expected_keys(self) -> list[str]:
+        """Event keys nearly every normal window holds (none before EXPECTED_MIN_UNITS windows)."""
+        if self.units < EXPECTED_MIN_UNITS:
+            return []
+        floor = EXPECTED_PRESENCE * self.units
+        return [k for k, v in self.presence.items() if v >= floor]
+
+    def coverage(self, span: float | None) -> float:
+        """How much of a usual normal window a window of `span` seconds covers (1 when time is unknown): a window
+        cut short by the end of the input is not blamed for what it had no time to hold."""
+        if span is None or self.span_units <= 0:
+            return 1.0
+        usual = self.span_sum / self.span_units
+        return 1.0 if usual <= 0 else max(0.0, min(1.0, span / usual))
+
     def copy(self) -> Reference:
         return Reference(self.windows, self.lines, self.records, dict(self.counts), dict(self.templates),
-                         dict(self.levels))
+                         dict(self.levels), self.units, dict(self.presence), self.span_sum, self.span_units)
 
     def to_json(self, exact: bool = False) -> dict[str, Any]:
         """Rounded for storage between runs; `exact` keeps full precision (a run handed between workers)."""
@@ -272,14 +313,19 @@ class Reference:
         return {"windows": self.windows, "lines": r(self.lines), "records": self.records,
                 "counts": {k: r(v) for k, v in self.counts.items()},
                 "templates": {k: r(v) for k, v in self.templates.items()},
-                "levels": dict(self.levels)}
+                "levels": dict(self.levels), "units": r(self.units),
+                "presence": {k: r(v) for k, v in self.presence.items()},
+                "span_sum": r(self.span_sum), "span_units": r(self.span_units)}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Reference:
         return cls(int(d.get("windows", 0)), float(d.get("lines", 0.0)), int(d.get("records", 0)),
                    {str(k): float(v) for k, v in dict(d.get("counts", {})).items()},
                    {str(k): float(v) for k, v in dict(d.get("templates", {})).items()},
-                   {str(k): int(v) for k, v in dict(d.get("levels", {})).items()})
+                   {str(k): int(v) for k, v in dict(d.get("levels", {})).items()},
+                   float(d.get("units", 0.0)),
+                   {str(k): float(v) for k, v in dict(d.get("presence", {})).items()},
+                   float(d.get("span_sum", 0.0)), float(d.get("span_units", 0.0)))
 
 
 @dataclass(slots=True)
@@ -371,6 +417,8 @@ def graph_inputs(records: list[LogRecord], ref: Reference, n_context: int = 0,
     timed = len(ts_all) >= max(2, len(records) // 2)
     t_start = min(ts_all) if timed else 0.0
     span = max((max(ts_all) - t_start) if timed else float(n_rec), 1.0)
+    missing_share, missing_log = _missing_expected(ref, {events[k].key for k in in_current},
+                                                   records_span(records[n_context:]) if timed else None)
 
     stats: dict[tuple[str, str | None], tuple[bool, bool, bool, float, float, float]] = {}
     for k, ev in events.items():
@@ -438,6 +486,7 @@ def graph_inputs(records: list[LogRecord], ref: Reference, n_context: int = 0,
             _gap(t[i] - t[before].max() if before.any() else None),
             (sum(1 for j in np.flatnonzero(after) if names[i] & words[j]) / m) if m and names[i] else 0.0,
             float(any(names[j] & words[i] for j in np.flatnonzero(before) if svc[j] != svc[i])),
+            ref.presence_rate(ev.key), missing_share, missing_log,
         )
     seq = np.fromiter((index.get(k, -1) for k in seq_keys), dtype=np.int64, count=len(seq_keys))
     co = np.zeros((n, n), dtype=np.float32)
@@ -450,6 +499,23 @@ def graph_inputs(records: list[LogRecord], ref: Reference, n_context: int = 0,
     co = np.minimum(co / np.sqrt(np.outer(counts, counts) * COOC_HORIZON + 1e-9), 1.0).astype(np.float32)
     context = np.array([events[k].first_index < n_context for k in keys], dtype=bool)
     return GraphInputs(nodes, x, t, svc, host, co, [e.template for e in nodes], context, len(records), n_context)
+
+
+def records_span(records: list[LogRecord]) -> float | None:
+    """Seconds from the first to the last timestamped record; None when fewer than two have a time."""
+    ts = [r.timestamp for r in records if r.timestamp is not None]
+    return (max(ts) - min(ts)) if len(ts) >= 2 else None
+
+
+def _missing_expected(ref: Reference, present: set[str], span: float | None) -> tuple[float, float]:
+    """(share, log-count) of the expected events absent from a window, scaled by how much of a usual window it
+    covers."""
+    expected = ref.expected_keys()
+    if not expected:
+        return 0.0, 0.0
+    missing = sum(1 for k in expected if k not in present)
+    cov = ref.coverage(span)
+    return cov * missing / len(expected), cov * min(math.log1p(missing) / math.log(11.0), 1.0)
 
 
 @dataclass(slots=True)
@@ -511,7 +577,7 @@ class GraphStream:
         st = self.sources.setdefault(window.source, _SourceState())
         p = st.pending
         if p is not None and not p.anomalous:
-            st.ref.absorb(build_events_of(p.records), len(p.records), self.decay)
+            st.ref.absorb(build_events_of(p.records), len(p.records), self.decay, records_span(p.records))
         st.pending = _Pending(window.records, anomalous, window.end)
 
     def state(self) -> dict[str, Any]:
@@ -521,7 +587,8 @@ class GraphStream:
             ref = st.ref
             if st.pending is not None and not st.pending.anomalous:
                 ref = ref.copy()
-                ref.absorb(build_events_of(st.pending.records), len(st.pending.records), self.decay)
+                ref.absorb(build_events_of(st.pending.records), len(st.pending.records), self.decay,
+                           records_span(st.pending.records))
             out[src] = ref.to_json()
         return out
 

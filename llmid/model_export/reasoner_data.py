@@ -129,7 +129,8 @@ def _multiset(events: list[str]) -> tuple[tuple[str, int], ...]:
     return tuple(sorted(Counter(events).items()))
 
 
-def hdfs_samples(table: EmbeddingTable, augment: float = 0.15, seed: int = 0) -> list[Sample]:
+def hdfs_samples(table: EmbeddingTable, augment: float = 0.15, truncate: float = 0.3,
+                 seed: int = 0) -> list[Sample]:
     """Training sessions of the chronological split (the earlier blocks), cleaned and augmented.
 
     - A training anomaly whose logged events are exactly those of some normal training session is dropped: its
@@ -138,10 +139,14 @@ def hdfs_samples(table: EmbeddingTable, augment: float = 0.15, seed: int = 0) ->
     - Anomaly injection (self-supervised, a common trick for scarce anomaly labels): a share `augment` of the
       normal sessions is copied with one or two records of a template from outside HDFS (`foreign_templates`)
       inserted, and labelled anomalous. It teaches the head that, in a session, an event the normal sessions
-      never have is a sign of trouble, whatever its wording."""
+      never have is a sign of trouble, whatever its wording.
+    - Truncation (the converse): a share `truncate` of the normal sessions is cut after a random prefix that
+      lacks at least one event nearly every normal session holds, and labelled anomalous: what is *missing* is
+      evidence too (the graph's `missing_expected` inputs)."""
     train, _, templates = hdfs_sessions()
     ref = hdfs_reference(train, templates)
     normal_keys = {_multiset(s.events) for s in train if not s.label}
+    expected = {k.split("|", 1)[0] for k in ref.expected_keys()}
     rng = Random(f"llmid-hdfs-augment:{seed}")
     pool = foreign_templates()
     all_templates = dict(templates)
@@ -153,6 +158,11 @@ def hdfs_samples(table: EmbeddingTable, augment: float = 0.15, seed: int = 0) ->
             continue
         g = hdfs_graph(s, templates, ref)
         out.append(_sample(g, table, bool(s.label), -1, np.full(len(g), -1.0), "hdfs"))
+        if not s.label and rng.random() < truncate:
+            cut = Session(s.block_id + "#cut", 1, s.events[: rng.randint(1, len(s.events) - 1)])
+            if expected - set(cut.events):
+                g = hdfs_graph(cut, templates, ref)
+                out.append(_sample(g, table, True, -1, np.full(len(g), -1.0), "hdfs"))
         if not s.label and rng.random() < augment:
             events = list(s.events)
             for _ in range(rng.randint(1, 2)):

@@ -259,7 +259,9 @@ def write_model(model: EventGraphReasoner, cfg: TrainConfig, data: Dataset, metr
         "training_data": {
             "simulator": f"seeds 0..{cfg.scenarios - 1}, phrasings 'train' (held out: phrasings 'test', seeds "
                          f">= 1,000,000, used only by llmid eval rca)",
-            "hdfs": "hdfs_v1_sample: sessions of the blocks first seen in the first 20k lines (chronological)"
+            "hdfs": "hdfs_v1_sample: sessions of the blocks first seen in the first 20k lines (chronological); "
+                    "plus generated anomalies: normal sessions with foreign templates inserted, and normal "
+                    "sessions cut short (reasoner_data.hdfs_samples)"
                     if cfg.hdfs else None,
             "bgl": "bgl_2k: first 80% of 20-line windows (chronological)" if cfg.bgl else None,
             "validation": f"simulator seeds {VAL_SEED_BASE}..{VAL_SEED_BASE + cfg.val_scenarios - 1}, "
