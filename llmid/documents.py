@@ -71,6 +71,10 @@ class LogRecord:
     template_id: str | None = None
     template: str | None = None
     params: list[str] = field(default_factory=list)
+    template_origin: str | None = None
+    """The template's first string (before any refinement): what the reasoner reads, so that its judgement does
+    not depend on how far the template had been refined when the line was read (by this run or an earlier run
+    over the same store). Not part of the stored document."""
     anomaly_score: float = 0.0
     root_cause_score: float = 0.0
     incident_id: str | None = None

@@ -90,6 +90,27 @@ def test_missing_expected_events_are_evidence_scaled_by_coverage() -> None:
     assert Reference.from_json(old).expected_keys() == []  # a profile saved by an older version still loads
 
 
+def test_events_read_the_first_string_of_a_template_whatever_its_refinement() -> None:
+    """Re-analysing a file over a store whose templates are already refined judges it as the first time: the
+    reasoner reads a template's first string, which a refinement (in this run or an earlier one) never changes."""
+    from llmid.engine.structurer import Structurer
+
+    lines = ["link warning for torus node", "link warning for tree node", "link warning for mesh node"]
+
+    def structured(st: Structurer) -> list[LogRecord]:
+        out = [LogRecord(line_id=i + 1, source="s", offset=i, message=t, content=t) for i, t in enumerate(lines)]
+        st.structure(out)
+        return out
+
+    first = Structurer()
+    a = structured(first)
+    assert len({r.template_id for r in a}) == 1 and a[-1].template != lines[0]  # refined to a <*> slot
+    assert {r.template_origin for r in a} == {lines[0]}
+    again = structured(Structurer.from_state(json.loads(json.dumps(first.state()))))
+    assert [r.template for r in again] == [a[-1].template] * 3  # the refined string from the first line on ...
+    assert [e.template for e in build_events_of(again)] == [e.template for e in build_events_of(a)] == [lines[0]]
+
+
 def test_graph_stream_absorbs_one_window_late_and_only_normal_ones() -> None:
     st = GraphStream(baseline_windows=1, baseline_records=0, context_gap=None)
     w = [Window("s", k, normal(100 * k + 1, 30)) for k in range(4)]

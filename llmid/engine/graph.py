@@ -86,6 +86,11 @@ def errorish(text: str | None) -> bool:
     return _ERRORISH.search(text) is not None
 
 
+def template_text_of(rec: LogRecord) -> str:
+    """The text an event is read by: the template's first string (see `LogRecord.template_origin`)."""
+    return rec.template_origin or rec.template or rec.content
+
+
 def event_key(rec: LogRecord) -> tuple[str, str | None]:
     """Events are (template, service): the same message from two services are two different events."""
     tid = rec.template_id or stable_id("raw", rec.template or rec.content)
@@ -125,7 +130,7 @@ def build_events(window: Window) -> list[Event]:
         if ev is None:
             ev = Event(
                 template_id=k[0],
-                template=rec.template or rec.content,
+                template=template_text_of(rec),
                 service=rec.service,
                 host=rec.host,
                 level=normalize_level(rec.level) or rec.level,
@@ -397,7 +402,7 @@ def graph_inputs(records: list[LogRecord], ref: Reference, n_context: int = 0,
         seq_keys.append(k)
         ev = events.get(k)
         if ev is None:
-            ev = Event(template_id=k[0], template=rec.template or rec.content, service=rec.service, host=rec.host,
+            ev = Event(template_id=k[0], template=template_text_of(rec), service=rec.service, host=rec.host,
                        level=normalize_level(rec.level) or rec.level, first_ts=rec.timestamp, first_index=i,
                        last_index=i)
             events[k] = ev
@@ -617,13 +622,15 @@ class GraphStream:
 
 def _record_row(r: LogRecord) -> list[Any]:
     """What a graph reads of a record (see `build_events` and `graph_inputs`)."""
-    return [r.line_id, r.offset, r.timestamp, r.level, r.service, r.host, r.template_id, r.template, r.content]
+    return [r.line_id, r.offset, r.timestamp, r.level, r.service, r.host, r.template_id, r.template, r.content,
+            r.template_origin]
 
 
 def _record_from_row(source: str, row: list[Any]) -> LogRecord:
-    line_id, offset, ts, level, service, host, tid, template, content = row
+    line_id, offset, ts, level, service, host, tid, template, content, origin = row
     return LogRecord(line_id=int(line_id), source=source, offset=int(offset), message=content, content=content,
-                     timestamp=ts, level=level, service=service, host=host, template_id=tid, template=template)
+                     timestamp=ts, level=level, service=service, host=host, template_id=tid, template=template,
+                     template_origin=origin)
 
 
 def build_events_of(records: list[LogRecord]) -> list[Event]:

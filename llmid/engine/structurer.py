@@ -1122,6 +1122,7 @@ class Structurer:
         matches = self.miner.add_batch([rec.head for rec in records])
         for rec, m in zip(records, matches, strict=True):
             rec.template_id, rec.template, rec.params = m.template_id, m.template, m.params
+            rec.template_origin = self._origin(m.template_id, m.template)
             doc = self._docs.get(m.template_id)
             if doc is None:
                 doc = Template(m.template_id, m.template, example=rec.head[:2000], service=rec.service)
@@ -1136,6 +1137,11 @@ class Structurer:
         take = getattr(self.miner, "take_refined", None)
         if take is not None:  # templates refined by variation evidence from another line
             self._dirty.update(tid for tid in take() if tid in self._docs)
+
+    def _origin(self, template_id: str, current: str) -> str:
+        """The template's first string (its oldest recorded one once refined; see `LogRecord.template_origin`)."""
+        cl = self.miner._clusters.get(template_id)
+        return cl.previous[0] if cl is not None and cl.previous else current
 
     def take_changed_templates(self) -> list[Template]:
         """Template documents touched since the last call (their `previous` lists refinements)."""

@@ -58,7 +58,7 @@ class Keys:
 
 # -- records -------------------------------------------------------------------------------------------------
 _COLUMNS = ("line_id", "offset", "message", "content", "timestamp", "level", "service", "host", "fields",
-            "log_format", "template_id", "template", "params")
+            "log_format", "template_id", "template", "params", "template_origin")
 
 
 def records_to_json(records: list[LogRecord]) -> dict[str, list[Any]]:
@@ -66,7 +66,8 @@ def records_to_json(records: list[LogRecord]) -> dict[str, list[Any]]:
     return {c: [getattr(r, c) for r in records] for c in _COLUMNS}
 
 
-_POSITIONAL = [f.name for f in dataclasses.fields(LogRecord)][:14] == ["line_id", "source", *_COLUMNS[1:]]
+_POSITIONAL = ([f.name for f in dataclasses.fields(LogRecord)][: len(_COLUMNS) + 1]
+               == ["line_id", "source", *_COLUMNS[1:]])
 """LogRecord takes these fields in this order: then records are built positionally (3x faster than keywords)."""
 
 
