@@ -209,7 +209,7 @@ def train_on_systems(data_dir: str, systems: list[str], cfg: TrainConfig,
 
 
 # -- reproducible artefacts: one trained model per (config, training systems, data), cached ----------------
-CODE_VERSION = 1
+CODE_VERSION = 2
 """Bump when featurisation, labels or model code change in a way that invalidates cached models."""
 
 
