@@ -109,6 +109,13 @@ def test_events_read_the_first_string_of_a_template_whatever_its_refinement() ->
     again = structured(Structurer.from_state(json.loads(json.dumps(first.state()))))
     assert [r.template for r in again] == [a[-1].template] * 3  # the refined string from the first line on ...
     assert [e.template for e in build_events_of(again)] == [e.template for e in build_events_of(a)] == [lines[0]]
+    # worker stages hand records over as columns: the first string travels with them; older pieces still load
+    from llmid.workers.runstate import records_from_json, records_to_json
+
+    cols = records_to_json(a)
+    assert [r.template_origin for r in records_from_json(cols, "s")] == [lines[0]] * 3
+    del cols["template_origin"]
+    assert [r.template_origin for r in records_from_json(cols, "s")] == [None] * 3
 
 
 def test_graph_stream_absorbs_one_window_late_and_only_normal_ones() -> None:

@@ -72,7 +72,8 @@ _POSITIONAL = ([f.name for f in dataclasses.fields(LogRecord)][: len(_COLUMNS) +
 
 
 def records_from_json(cols: dict[str, list[Any]], source: str) -> list[LogRecord]:
-    columns = [cols[c] for c in _COLUMNS]
+    n = len(cols["line_id"])
+    columns = [cols[c] if c in cols else [None] * n for c in _COLUMNS]  # a piece written before a column existed
     if _POSITIONAL:
         return list(map(LogRecord, columns[0], itertools.repeat(source), *columns[1:]))
     return [LogRecord(source=source, **dict(zip(_COLUMNS, row, strict=True))) for row in zip(*columns, strict=True)]
