@@ -27,8 +27,10 @@ def test_split_rule_holds_out_a_third() -> None:
     assert split_phrasings(six, "all") == six
     assert split_phrasings(("a", "b"), "test") == ("a", "b")  # too short to hold one out: shared
     assert split_indices(3, "test") == [2]
+    # the train share cut once more, for choosing settings without the test wording
+    assert split_phrasings(six, "dev") == ("d",) and split_phrasings(six, "fit") == tuple("abc")
     with pytest.raises(ValueError):
-        split_phrasings(six, "dev")
+        split_phrasings(six, "validation")
 
 
 def test_every_fault_has_held_out_wordings_for_root_symptoms_and_decoys() -> None:
