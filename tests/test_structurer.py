@@ -150,3 +150,102 @@ def test_template_mined_from_head_line_only() -> None:
             LogRecord(4, "f", 50, "x", "job failed\nTraceback:\n  File b.py\n  File c.py")]
     st.structure(recs)
     assert recs[0].template_id == recs[1].template_id and recs[0].template == "job failed"
+
+
+# -- the learned miner's gate: published variables, sibling refinement, settled constants ----------------------
+def _fake_tagger(var: dict[str, float]) -> object:
+    """A tagger without a model: generic masks; a token's variable probability is `var` of it (1 for a masked
+    token, 0 otherwise)."""
+    from llmid.engine.structurer import Tagged
+    from llmid.engine.tokens import WILDCARD, mask_tokens
+
+    def tag(lines: list[list[str]]) -> list[Tagged]:
+        out = []
+        for toks in lines:
+            masked = mask_tokens(toks)
+            probs = [var.get(t, 1.0 if WILDCARD in m else 0.0) for t, m in zip(toks, masked, strict=True)]
+            out.append(Tagged(masked, probs))
+        return out
+
+    return tag
+
+
+def _same_everywhere(lines: list[str], tagger: object) -> list[str]:
+    """Template ids line by line; a batch and a JSON save/restore halfway give the same ids and strings."""
+    import json
+
+    from llmid.engine.structurer import LearnedMiner
+
+    one = LearnedMiner(tagger=tagger)
+    ids = [one.add(x).template_id for x in lines]
+    batched = LearnedMiner(tagger=tagger)
+    assert [m.template_id for m in batched.add_batch(lines)] == ids
+    half = len(lines) // 2
+    first = LearnedMiner(tagger=tagger)
+    part = [m.template_id for m in first.add_batch(lines[:half])]
+    restored = LearnedMiner.from_state(json.loads(json.dumps(first.to_state())), tagger=tagger)
+    part += [m.template_id for m in restored.add_batch(lines[half:])]
+    assert part == ids
+    assert [restored.template(t) for t in ids] == [one.template(t) for t in ids]
+    return [one.template(t) for t in ids]
+
+
+def test_a_word_the_template_string_writes_as_a_variable_lets_a_line_join() -> None:
+    """`user=root` is written `user=<*>` (a fixed word of the ground-truth convention): lines that differ only
+    there fit that published template, even when the model reads their word as a constant."""
+    from llmid.engine.structurer import LearnedMiner
+
+    miner = LearnedMiner(tagger=_fake_tagger({}))
+    base = "authentication failure; logname= uid=0 euid=0 tty=NODEVssh ruser= rhost=10.0.0.{} user={}"
+    a = miner.add(base.format(1, "root"))
+    b = miner.add(base.format(2, "guest"))
+    c = miner.add(base.format(3, "test"))
+    assert a.template_id == b.template_id == c.template_id
+    assert miner.template(a.template_id).endswith("rhost=<*> user=<*>")
+    lines = [base.format(i, u) for i, u in enumerate(["guest", "test", "root", "guest", "root", "test"])]
+    assert len(set(_same_everywhere(lines, _fake_tagger({})))) == 1
+
+
+def test_a_slot_turned_variable_refines_its_sibling_templates_keeping_ids() -> None:
+    """Two words (below the variation evidence) found two templates; a third line that makes the slot a variable
+    in one of them refines the other too: one template string, ids kept, the old strings recorded."""
+    from llmid.engine.structurer import LearnedMiner
+
+    miner = LearnedMiner(tagger=_fake_tagger({}))
+    news = miner.add("session closed for user news")
+    test = miner.add("session closed for user test")
+    assert news.template_id != test.template_id
+    root = miner.add("session closed for user root")
+    assert root.template_id == news.template_id
+    assert miner.template(news.template_id) == miner.template(test.template_id) == "session closed for user <*>"
+    assert miner._clusters[news.template_id].previous == ["session closed for user news"]
+    assert miner._clusters[test.template_id].previous == ["session closed for user test"]
+    assert test.template_id in miner.take_refined()
+    lines = [f"session closed for user {u}" for u in ["news", "test", "root", "bob", "news", "test"]]
+    assert set(_same_everywhere(lines, _fake_tagger({}))) == {"session closed for user <*>"}
+
+
+def test_an_established_template_keeps_a_constant_the_model_misread_once() -> None:
+    """The model read the founding line's last word as a variable (0.9), and the line that differs there as a
+    constant (0.1): a young template takes the line in, one whose word held over `settle` lines does not."""
+    from llmid.engine.structurer import SETTLE, LearnedMiner
+
+    tagger = _fake_tagger({"WindowsUpdateAgent.": 0.9, "SPP.": 0.1})
+    young = LearnedMiner(tagger=tagger)
+    y = young.add("Session: 3054_6173 initialized by client WindowsUpdateAgent.")
+    assert young.add("Session: 1115_2142 initialized by client SPP.").template_id == y.template_id
+    lines = [f"Session: {100 + i}_{7 * i} initialized by client WindowsUpdateAgent." for i in range(SETTLE)]
+    lines += ["Session: 1115_2142 initialized by client SPP.",
+              "Session: 99_1 initialized by client WindowsUpdateAgent."]
+    templates = _same_everywhere(lines, tagger)
+    assert templates[0] == "Session: <*> initialized by client WindowsUpdateAgent."
+    assert templates[SETTLE] == "Session: <*> initialized by client SPP."
+    assert templates[-1] == templates[0]
+
+
+def test_variation_evidence_round_trip_gives_the_same_ids() -> None:
+    """Once variation evidence has made a slot a variable, the templates of its earlier words are equal: lines of
+    those words go to the same template before and after a save/restore (whose word cache starts empty)."""
+    lines = [f"Failed password for {u} from 10.0.0.{i} port 22 ssh2"
+             for i, u in enumerate(["alice", "bob", "carol", "dave", "bob", "carol", "erin", "alice"])]
+    assert set(_same_everywhere(lines, None)) == {"Failed password for <*> from <*> port <*> ssh2"}

@@ -595,10 +595,18 @@ LEARNED_SIMILARITY = 0.8
 """Share of equal tokens for a model-path line to join a template (the baseline miner's is Settings.similarity)."""
 GATE = 0.5
 """A token where a line and a template differ may become `<*>` only if the model gives it (or the template's
-lines gave it) at least this variable probability..."""
+lines gave it) at least this variable probability, or the template string already writes it as a variable
+(`user=root` → `user=<*>`, `_published_var`)..."""
 VARY = 4
 """...or if its slot has shown this many different words among otherwise identical lines (variation evidence:
 `Begin` / `End` stay two events, user names become a variable)."""
+
+
+SETTLE = VARY
+"""...and the template's own reading of a constant word counts only while fewer than this many lines showed that
+word there: as VARY different words prove a variable, VARY lines agreeing on one word outweigh the model's reading
+of the template's first line (an established template does not absorb a line the model reads as a different
+constant; leave-one-out the result is the same for any value from 2 to 200, benchmarks/RESULTS.md)."""
 
 
 @dataclass(slots=True)
@@ -634,6 +642,14 @@ def _slot_key(n: int, p: int, masked: list[str]) -> int:
     h.update(b"\x1e")
     h.update("\x1f".join(masked[p + 1:]).encode("utf-8", "surrogatepass"))
     return int.from_bytes(h.digest(), "little")
+
+
+@lru_cache(maxsize=16384)
+def _published_var(tok: str) -> bool:
+    """A constant token that the template string writes as a variable (`user=root` → `user=<*>`: the fixed
+    words, digit and path pieces of `normalize_template`): a line differing only there fits the published
+    template, so it may join it whatever the model reads."""
+    return WILDCARD not in tok and tok != "" and WILDCARD in normalize_template(tok)
 
 
 def _is_free(tok: str) -> bool:
@@ -679,10 +695,11 @@ class LearnedMiner(TemplateMiner):
 
     def __init__(self, tagger: Any = None, similarity: float = LEARNED_SIMILARITY, gate: float = GATE,
                  vary: int = VARY, depth: int = 2, max_children: int = 100, cache_size: int = 200_000,
-                 embed_merge: float | None = None) -> None:
+                 embed_merge: float | None = None, settle: int = SETTLE) -> None:
         super().__init__(similarity=similarity, depth=depth, max_children=max_children, cache_size=cache_size)
         self.tagger = tagger
         self.gate = gate
+        self.settle = settle
         self.vary = vary
         self.embed_merge = embed_merge
         """If set, a line may also join a template the gate refuses when the cosine of their event embeddings
@@ -891,8 +908,15 @@ class LearnedMiner(TemplateMiner):
         leaf = self._leaves.setdefault(route, [])
         cl = self._best_gated(leaf, masked, tg.var_prob, tg.embedding)
         if cl is not None:
+            before = list(cl.tokens)
+            changed = self._refine(cl, masked, tg.var_prob)
+            for p, (a, b) in enumerate(zip(before, cl.tokens, strict=True)):
+                if a != b and not _is_free(a) and WILDCARD not in a:  # the slot holds a variable now
+                    slot = self._slots.get(_slot_key(len(masked), p, masked))
+                    if slot is not None:
+                        self._generalise_siblings(slot[1], p, masked, cl)
             self._note_slots(masked, cl)
-            return cl, False, self._refine(cl, masked, tg.var_prob)
+            return cl, False, changed
         varied = self._note_slots(masked, None)
         if varied is not None:
             p, siblings = varied
@@ -904,21 +928,38 @@ class LearnedMiner(TemplateMiner):
             cands = [c for c in siblings if len(c.tokens) == len(masked)] + [c for c in leaf if id(c) not in known]
             cl = self._best_gated(cands, masked, probs)
             if cl is not None:  # the slot holds a variable: generalise the templates of its earlier words too
-                for sib in siblings:
-                    if sib is not cl and len(sib.tokens) == len(masked) and sib.tokens[p] != WILDCARD:
-                        sib.probs[p] = max(sib.probs[p], self.gate)
-                        gen = list(sib.tokens)
-                        # what the words share up to a delimiter stays (`name=<*>`), as when a line merges
-                        gen[p] = merge_tokens(sib.tokens[p], masked[p]) if sib.tokens[p] and masked[p] else WILDCARD
-                        self._refine(sib, gen, sib.probs)
+                changed = self._refine(cl, masked, probs)
+                self._generalise_siblings(siblings, p, masked, cl)
                 self._note_slots(masked, cl)
-                return cl, False, self._refine(cl, masked, probs)
+                return cl, False, changed
         cl = self._found_learned(masked, tg.var_prob, route)
         cl.embedding = tg.embedding
         leaf.append(cl)
         self._add_index(cl)
         self._note_slots(masked, cl)
         return cl, True, False
+
+    def _generalise_siblings(self, siblings: list[LearnedCluster], p: int, masked: list[str],
+                             cl: LearnedCluster) -> None:
+        """Slot `p` holds a variable: the templates of the lines that differed from `masked` only in that slot's
+        word take the variable too (ids kept, refinement recorded)."""
+        for sib in siblings:
+            if sib is not cl and len(sib.tokens) == len(masked) and sib.tokens[p] != WILDCARD:
+                sib.probs[p] = max(sib.probs[p], self.gate)
+                gen = list(sib.tokens)
+                # what the words share up to a delimiter stays (`name=<*>`), as when a line merges
+                gen[p] = merge_tokens(sib.tokens[p], masked[p]) if sib.tokens[p] and masked[p] else WILDCARD
+                self._refine(sib, gen, sib.probs)
+        # templates now equal: the lines cached under the younger ones go where the template match sends them (the
+        # oldest), so a restored miner, whose cache starts empty, gives the same ids
+        same = [c for c in (cl, *siblings) if c.tokens == cl.tokens]
+        if len(same) > 1:
+            oldest = min(same, key=lambda c: c.seq)
+            younger = {id(c) for c in same if c is not oldest}
+            exact = self._exact
+            for k, c in exact.items():
+                if id(c) in younger:
+                    exact[k] = oldest
 
     def _note_slots(self, masked: list[str], cl: LearnedCluster | None) -> tuple[int, list[LearnedCluster]] | None:
         """Variation evidence: for each constant word of a model-path line, the set of words seen in that slot
@@ -955,7 +996,8 @@ class LearnedMiner(TemplateMiner):
             for p, (a, b) in enumerate(zip(c.tokens, masked, strict=True)):
                 if a == b:
                     same += 1
-                elif probs[p] < self.gate and c.probs[p] < self.gate:
+                elif not (probs[p] >= self.gate or _published_var(a) or _published_var(b)
+                          or (c.probs[p] >= self.gate and (c.size < self.settle or _is_free(a) or WILDCARD in a))):
                     ok = False
                     if self.embed_merge is None:
                         break
