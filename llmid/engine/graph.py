@@ -290,6 +290,10 @@ class Reference:
                 self.levels[e.key] = r
         self.windows += 1
 
+    def absorb_records(self, records: list[LogRecord], decay: float = 0.98) -> None:
+        """Absorb one normal window given as its records (events, size and time span taken from them)."""
+        self.absorb(build_events_of(records), len(records), decay, records_span(records))
+
     def presence_rate(self, key: str) -> float:
         return self.presence.get(key, 0.0) / self.units if self.units > 0 else 0.0
 
@@ -582,7 +586,7 @@ class GraphStream:
         st = self.sources.setdefault(window.source, _SourceState())
         p = st.pending
         if p is not None and not p.anomalous:
-            st.ref.absorb(build_events_of(p.records), len(p.records), self.decay, records_span(p.records))
+            st.ref.absorb_records(p.records, self.decay)
         st.pending = _Pending(window.records, anomalous, window.end)
 
     def state(self) -> dict[str, Any]:
@@ -592,8 +596,7 @@ class GraphStream:
             ref = st.ref
             if st.pending is not None and not st.pending.anomalous:
                 ref = ref.copy()
-                ref.absorb(build_events_of(st.pending.records), len(st.pending.records), self.decay,
-                           records_span(st.pending.records))
+                ref.absorb_records(st.pending.records, self.decay)
             out[src] = ref.to_json()
         return out
 

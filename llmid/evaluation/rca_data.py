@@ -27,7 +27,7 @@ from typing import Any
 
 from llmid.config import Settings
 from llmid.documents import LogRecord
-from llmid.engine.graph import GraphInputs, GraphStream, Reference, build_events_of, graph_inputs
+from llmid.engine.graph import GraphInputs, GraphStream, Reference, graph_inputs
 from llmid.engine.structurer import Structurer
 from llmid.engine.windows import Window, Windower
 from llmid.ingest_pipelines.sources import read_records
@@ -142,8 +142,7 @@ def hdfs_reference(train: list[Session], templates: dict[str, str]) -> Reference
     ref = Reference()
     for s in train:
         if s.label == 0:
-            recs = session_records(s, templates)
-            ref.absorb(build_events_of(recs), len(recs), decay=1.0)
+            ref.absorb_records(session_records(s, templates), decay=1.0)
     return ref
 
 
