@@ -64,6 +64,7 @@ from typing import Any
 
 from llmid.config import Settings
 from llmid.documents import ACTIONS, Incident, LogRecord, Recommendation
+from llmid.engine.graph import normalize_level
 from llmid.errors import ConfigError
 
 SAFE_ACTION = "escalate_to_human"
@@ -149,13 +150,14 @@ class IncidentContext:
                 "hosts": list(self.hosts)}
 
 
-SEVERITY: dict[str, int] = {"TRACE": 0, "DEBUG": 0, "INFO": 1, "NOTICE": 1, "WARN": 2, "WARNING": 2, "ERROR": 3,
-                            "ERR": 3, "CRITICAL": 4, "CRIT": 4, "FATAL": 4, "ALERT": 4, "EMERG": 4, "PANIC": 4}
-"""Log level → rank; an unknown or missing level ranks as WARN (no level is no proof of health)."""
+SEVERITY: dict[str, int] = {"TRACE": 0, "DEBUG": 0, "INFO": 1, "NOTICE": 1, "WARN": 2, "ERROR": 3, "FATAL": 4}
+"""Canonical level (`engine.graph.normalize_level`, which knows the many spellings) → the gate's rank."""
 
 
 def level_rank(level: str | None) -> int:
-    return SEVERITY.get((level or "").strip().upper(), 2)
+    """The gate's rank of a raw level; an unknown or missing level ranks as WARN (no level is no proof of health)."""
+    norm = normalize_level(level)
+    return SEVERITY[norm] if norm is not None else SEVERITY["WARN"]
 
 
 @dataclass(slots=True)
