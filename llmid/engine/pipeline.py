@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from llmid.config import Settings
-from llmid.documents import Batch, LogRecord
+from llmid.documents import Batch, Incident, LogRecord, Recommendation
 from llmid.engine.planner import Planner, make_planner
 from llmid.engine.reasoner import Reasoner, make_reasoner
 from llmid.engine.safety import IncidentContext, SafetyGate
@@ -67,11 +67,15 @@ class Pipeline:
             batch.records.extend(win.records)
             if incident is not None:
                 batch.incidents.append(incident)
-                ctx = IncidentContext.of(incident, win.records)
-                batch.recommendations.extend(self.gate.assess(r, context=ctx)
-                                             for r in self.planner.recommend(incident, win.records))
+                batch.recommendations.extend(self.recommend(incident, win.records))
         batch.templates = self.structurer.take_changed_templates()
         return batch
+
+    def recommend(self, incident: Incident, records: list[LogRecord]) -> list[Recommendation]:
+        """The planner's recommendations for an incident, each with the safety gate's verdict (which sees the
+        incident and its window's records)."""
+        ctx = IncidentContext.of(incident, records)
+        return [self.gate.assess(r, context=ctx) for r in self.planner.recommend(incident, records)]
 
 
 def batched(records: Iterable[LogRecord], size: int) -> Iterator[list[LogRecord]]:

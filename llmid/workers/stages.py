@@ -34,7 +34,6 @@ from typing import Any
 from llmid.config import Settings
 from llmid.documents import Batch
 from llmid.engine.pipeline import REASONER_STATE_KEY, Pipeline
-from llmid.engine.safety import IncidentContext
 from llmid.engine.structurer import STATE_KEY, Structurer
 from llmid.engine.windows import Window, Windower
 from llmid.store import Store, open_store
@@ -446,8 +445,7 @@ def plan(ctx: Context, p: dict[str, Any]) -> list[FollowUp]:
                 if pipe is None:
                     pipe = ctx._planners[keys.run] = Pipeline(settings)
                 incidents.append(incident)
-                gate_ctx = IncidentContext.of(incident, win_records)
-                recs += [pipe.gate.assess(r, context=gate_ctx) for r in pipe.planner.recommend(incident, win_records)]
+                recs += pipe.recommend(incident, win_records)
         records += win_records
         state[keys.verdict(w)] = None
         state[keys.window(w)] = None
