@@ -153,9 +153,13 @@ def build_arrays(cases: Iterable[PlannerCase]) -> dict[str, np.ndarray]:
         "targets": np.array([json.dumps([c.state.target(j) for j in range(N_JOINT)] if c.state else [])
                              for c in cs]),
         "runbook": np.array([json.dumps(c.runbook) for c in cs]),
-        "context": np.array([json.dumps(IncidentContext.of(c.incident, c.records).to_doc() if c.incident else {})
-                             for c in cs]),
+        "context": np.array([_context_json(c.incident, c.records) for c in cs]),
     }
+
+
+def _context_json(incident: Incident | None, records: list[LogRecord]) -> str:
+    """The safety gate's view of an incident (`IncidentContext`), as the cached arrays keep it."""
+    return json.dumps(IncidentContext.of(incident, records).to_doc() if incident else {})
 
 
 def _add_context(d: dict[str, np.ndarray], split: str, raw: Path) -> bool:
@@ -167,7 +171,7 @@ def _add_context(d: dict[str, np.ndarray], split: str, raw: Path) -> bool:
         if not f.is_file():
             return False
         _, inc, window = pickle.loads(f.read_bytes())  # noqa: S301 - our own cache file
-        out.append(json.dumps(IncidentContext.of(inc, window).to_doc() if inc else {}))
+        out.append(_context_json(inc, window))
     d["context"] = np.array(out)
     return True
 
