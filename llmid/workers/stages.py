@@ -10,8 +10,11 @@ A run (one `ingest --broker` of one source) flows through three queues:
   store), so the source clock seen at a chunk is final and no grace period is needed.
 - **reason** (`llmid.reason`), one message per closed window: read its records from the store, score it with
   the reasoner's history (in window order, another cursor) and commit the verdict.
-- **plan** (`llmid.plan`), one message per verdict: recommend and safety-gate an action for an incident, and
-  write the window's final documents (records with their scores, incident, recommendations) in one transaction.
+- **plan**: recommend and safety-gate an action for an incident, and write the window's final documents
+  (records with their scores, incident, recommendations) in one transaction. The worker that committed the
+  verdicts does this right away, with the records and incidents still in memory, before its reason message is
+  acknowledged; a plan message (`llmid.plan`) is sent only when that did not happen (the worker died or the
+  write failed: the re-delivered reason message finds its verdicts committed and sends it).
 
 Every step is idempotent: a message delivered twice, or re-done after its worker died before acknowledging it,
 finds its cursor already moved (or its verdict already consumed) and only re-sends what it would have sent. The
@@ -32,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from llmid.config import Settings
-from llmid.documents import Batch
+from llmid.documents import Batch, Incident
 from llmid.engine.pipeline import REASONER_STATE_KEY, Pipeline
 from llmid.engine.structurer import STATE_KEY, Structurer
 from llmid.engine.windows import Window, Windower
@@ -379,6 +382,7 @@ def reason(ctx: Context, p: dict[str, Any]) -> list[FollowUp]:
                 pipe.reasoner.load_state(saved["history"])
             rs = _Reasoning(start, pipe, saved)
         state: dict[str, Any] = {}
+        incidents: dict[int, Incident] = {}
         save = False
         for w in range(start, span.stop):
             wmeta = metas[w - span.start]
@@ -396,6 +400,7 @@ def reason(ctx: Context, p: dict[str, Any]) -> list[FollowUp]:
                 "incident": None if incident is None else incident_to_json(incident),
             }
             if incident is not None:
+                incidents[w] = incident
                 rs.state["incidents"] = [*rs.state.get("incidents", []), incident.incident_id]
         rs.state["reasoner"] = reasoner_to_json(rs.pipe.reasoner)
         rs.state.pop("history", None)
@@ -404,10 +409,16 @@ def reason(ctx: Context, p: dict[str, Any]) -> list[FollowUp]:
         if save:
             state[REASONER_STATE_KEY] = rs.pipe.reasoner.state()
         _test_delay(f"reason {start}")
-        if store.write_guarded(Batch(state=state), keys.r_next, start):
-            rs.next_window = span.stop
-            ctx._reasoning[keys.run] = rs
-    return _plan_msgs(p, _verdicts_left(store, keys, span))
+        if not store.write_guarded(Batch(state=state), keys.r_next, start):
+            return _plan_msgs(p, _verdicts_left(store, keys, span))
+        rs.next_window = span.stop
+        ctx._reasoning[keys.run] = rs
+    if skip:
+        return _plan_msgs(p, list(range(start, span.stop)))
+    done = [Verdict(w, metas[w - span.start], windows[w - span.start], incidents.get(w))
+            for w in range(start, span.stop)]
+    write_windows(ctx, store, keys, settings, done)
+    return []
 
 
 def _wait_from(store: Store, key: str, span: range) -> int:
@@ -421,42 +432,64 @@ def _wait_from(store: Store, key: str, span: range) -> int:
 
 # -- plan ----------------------------------------------------------------------------------------------------
 def plan(ctx: Context, p: dict[str, Any]) -> list[FollowUp]:
-    """Recommend for the windows' incidents and write the windows' final documents in one transaction."""
+    """Write the windows whose verdicts are committed but not yet written (the reason step does this itself;
+    this message comes when it could not), from the store."""
     check(PLAN, p)
     store = ctx.store(p["store"])
     keys = Keys(p["run"])
     meta, settings = ctx.run(store, keys)
-    records: list[Any] = []
-    incidents, recs = [], []
-    state: dict[str, Any] = {}
+    done = []
     for w in _window_span(p):
         verdict = store.load_state(keys.verdict(w))
         wmeta = store.load_state(keys.window(w))
         if verdict is None or wmeta is None:
             continue  # already written (a duplicate), or given up
         win_records = _window_records(ctx, store, keys, wmeta, meta["source"])
+        incident = None
         if not verdict.get("failed"):
             for rec, a, rc, iid in zip(win_records, verdict["anomaly"], verdict["root_cause"],
                                        verdict["incident_id"], strict=True):
                 rec.anomaly_score, rec.root_cause_score, rec.incident_id = a, rc, iid
             if verdict.get("incident") is not None:
                 incident = incident_from_json(verdict["incident"])
-                pipe = ctx._planners.get(keys.run)
-                if pipe is None:
-                    pipe = ctx._planners[keys.run] = Pipeline(settings)
-                incidents.append(incident)
-                recs += pipe.recommend(incident, win_records)
-        records += win_records
-        state[keys.verdict(w)] = None
-        state[keys.window(w)] = None
-        for seq, _n in wmeta["pieces"]:
-            state[keys.piece(w, seq)] = None
-    if not state:
-        return []
-    _test_delay(f"plan {p['window']}")
+        done.append(Verdict(w, wmeta, win_records, incident))
+    write_windows(ctx, store, keys, settings, done)
+    return []
+
+
+@dataclass(slots=True)
+class Verdict:
+    """A window reasoned about: its metadata, its records with their scores, its incident (if any)."""
+
+    window: int
+    meta: dict[str, Any]
+    records: list[Any]
+    incident: Incident | None
+
+
+def write_windows(ctx: Context, store: Store, keys: Keys, settings: Settings, done: list[Verdict]) -> None:
+    """Recommend for the windows' incidents and write their final documents in one transaction, consuming
+    their verdicts and pieces (so a second write of the same windows finds nothing to do)."""
+    if not done:
+        return
+    records: list[Any] = []
+    incidents, recs = [], []
+    state: dict[str, Any] = {}
+    for v in done:
+        if v.incident is not None:
+            pipe = ctx._planners.get(keys.run)
+            if pipe is None:
+                pipe = ctx._planners[keys.run] = Pipeline(settings)
+            incidents.append(v.incident)
+            recs += pipe.recommend(v.incident, v.records)
+        records += v.records
+        state[keys.verdict(v.window)] = None
+        state[keys.window(v.window)] = None
+        for seq, _n in v.meta["pieces"]:
+            state[keys.piece(v.window, seq)] = None
+    _test_delay(f"plan {done[0].window}")
     store.write(Batch(records=records, incidents=incidents, recommendations=recs, state=state))
     ctx.drop_pieces(store.url, [k for k in state if k.startswith(keys.piece_prefix)])
-    return []
 
 
 # -- recovery ------------------------------------------------------------------------------------------------
