@@ -231,3 +231,81 @@ def test_ensemble_export_matches_torch(tmp_path: Path) -> None:
     x, avail = np.zeros((1, FEATURE_DIM), np.float32), np.ones((1, N_JOINT), np.float32)
     out = PlannerModel(tmp_path / "e.onnx").run(x, avail)
     assert np.allclose(out["policy"].sum(1), 1.0, atol=1e-5) and (out["alpha"] > 0).all()
+
+
+def test_misranked_training_states_move_every_action_with_its_event() -> None:
+    """The simulated reasoner misrank swaps the top two events' blocks (scores stay in rank order), and every
+    per-action tensor (availability, outcome, reward, target groups) follows the event it acts on."""
+    from llmid.engine.planner_features import N_EVENT, SCORE_COL, event_swap_columns
+    from llmid.model_export.planner_train import _misranked
+
+    cols = torch.from_numpy(event_swap_columns(1))
+    x = torch.randn(3, FEATURE_DIM)
+    fixed = torch.zeros(3, N_JOINT, dtype=torch.bool)
+    on_second = JOINT.index(("free_disk", 1, "host"))
+    fixed[:, on_second] = True
+    rows = torch.tensor([True, False, True])
+    x2, fixed2 = _misranked(rows, [x, fixed], cols)
+    now_first = JOINT.index(("free_disk", 0, "host"))
+    assert fixed2[0, now_first] and not fixed2[0, on_second]
+    assert fixed2[1, on_second] and not fixed2[1, now_first] and torch.equal(x2[1], x[1])
+    assert torch.equal(x2[0, :SCORE_COL], x[0, N_EVENT:N_EVENT + SCORE_COL])
+    assert torch.equal(x2[0, N_EVENT:N_EVENT + SCORE_COL], x[0, :SCORE_COL])
+    assert x2[0, SCORE_COL] == x[0, SCORE_COL] and x2[0, N_EVENT + SCORE_COL] == x[0, N_EVENT + SCORE_COL]
+    assert torch.equal(x2[0, 2 * N_EVENT:], x[0, 2 * N_EVENT:])
+    assert cols[-1] == N_JOINT - 1 and sorted(cols.tolist()) == list(range(N_JOINT))
+
+
+def test_next_cause_replanning_moves_the_next_suspect_in_front(tiny_model: Path, heldout_case) -> None:
+    """After a failed fix, step k is planned on the view where the reasoner's k-th event leads: its pick is the
+    best Beta mean there, mapped back to the incident's own joint actions."""
+    from llmid.engine.planner_features import event_swap_columns, swap_events
+
+    for k in (1, 2):
+        cols = event_swap_columns(k)
+        assert (cols[cols] == np.arange(N_JOINT)).all()  # trading places twice is the identity
+        for j, (a, e, t) in enumerate(JOINT):
+            assert JOINT[cols[j]][0] == a and JOINT[cols[j]][2] == t
+            assert JOINT[cols[j]][1] == ({0: k, k: 0}.get(e, e) if e is not None else None)
+    st = heldout_case.state
+    assert st is not None
+    model = PlannerModel(tiny_model)
+    x, avail = st.features[None], st.mask[None].astype(np.float32)
+    ranked = model.rank_batch(x, avail, depth=2, plausible=None, after_failure="next_cause")[0]
+    first, second = ranked[0][0], ranked[1][0]
+    view_avail = avail.copy()
+    view_avail[0, first] = 0.0
+    cols = event_swap_columns(1)
+    res = model.run(swap_events(x, 1), view_avail[:, cols])
+    mean = res["alpha"][0] / (res["alpha"][0] + res["beta"][0])
+    assert second == int(cols[int(np.argmax(np.where(view_avail[0, cols] > 0.5, mean, -1.0)))])
+
+
+def test_platt_calibration_fits_and_keeps_the_concentration() -> None:
+    from llmid.engine.beta import platt_apply, platt_fit
+
+    rng = np.random.default_rng(0)
+    raw = rng.uniform(0.02, 0.98, 4000)
+    true = 1 / (1 + np.exp(-(0.5 * np.log(raw / (1 - raw)) + 1.0)))  # the real rate is σ(0.5 logit + 1)
+    hit = rng.uniform(size=raw.size) < true
+    a, b = platt_fit(raw.tolist(), hit.tolist())
+    assert abs(a - 0.5) < 0.1 and abs(b - 1.0) < 0.15
+    alpha, beta = np.array([[2.0, 9.0]]), np.array([[6.0, 1.0]])
+    a2, b2 = platt_apply(alpha, beta, a, b)
+    assert np.allclose(a2 + b2, alpha + beta) and (a2 / (a2 + b2) > alpha / (alpha + beta))[0, 0]
+    assert np.allclose(platt_apply(alpha, beta, 1.0, 0.0)[0], alpha)
+    assert platt_fit([0.3, 0.6], [True, True]) == (1.0, 0.0)  # nothing to fit: identity
+    # an extreme shift keeps the network's parameter floor, so the 90% interval still holds the mean
+    from llmid.engine.beta import PARAM_FLOOR, beta_confidence
+
+    a3, b3 = platt_apply(np.array([9.0]), np.array([1.0]), 3.0, 6.0)
+    assert b3[0] >= PARAM_FLOOR - 1e-6
+    c = beta_confidence(float(a3[0]), float(b3[0]))
+    assert c.low <= c.mean <= c.high
+
+
+def test_trained_card_carries_its_calibration(tiny_model: Path) -> None:
+    card = json.loads(tiny_model.with_suffix(".json").read_text())
+    cal = card["calibration"]
+    assert cal["split"] == "dev" and {"a", "b", "ece_before", "ece_after"} <= set(cal)
+    assert PlannerModel(tiny_model).platt == (cal["a"], cal["b"])

@@ -1,4 +1,4 @@
-"""Beta(α, β) confidence math with the stdlib only (the runtime may not import scipy).
+"""Beta(α, β) confidence math without scipy (the runtime may not import it).
 
 Both the baseline keyword planner and the learned actor-critic planner express "will this action fix the fault"
 as a Beta belief; this module turns (α, β) into the mean and a central credible interval. The regularized
@@ -9,6 +9,9 @@ inverse by bisection, which is robust for every a, b > 0 and exact to ~1e-10.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+
+import numpy as np
 
 from llmid.documents import Confidence
 
@@ -89,3 +92,44 @@ def beta_confidence(a: float, b: float, mass: float = 0.9) -> Confidence:
     """The `Confidence` document for Beta(a, b): mean a/(a+b) and the central `mass` interval."""
     low, high = beta_interval(a, b, mass)
     return Confidence(alpha=float(a), beta=float(b), mean=a / (a + b), low=low, high=high)
+
+
+def platt_fit(mean: Sequence[float], hit: Sequence[bool], iters: int = 200) -> tuple[float, float]:
+    """Platt scaling (a, b) of a confidence: p' = σ(a · logit(p) + b), fitted by Newton's method on the log loss
+    of the outcomes `hit` (a held-out calibration split). Identity (1, 0) when there is nothing to fit."""
+    p = [min(max(float(m), 1e-4), 1 - 1e-4) for m in mean]
+    y = [1.0 if h else 0.0 for h in hit]
+    if not p or len(set(y)) < 2:
+        return 1.0, 0.0
+    z = [math.log(q / (1 - q)) for q in p]
+    a, b = 1.0, 0.0
+    for _ in range(iters):
+        g_a = g_b = h_aa = h_ab = h_bb = 0.0
+        for zi, yi in zip(z, y, strict=True):
+            s = 1.0 / (1.0 + math.exp(-(a * zi + b)))
+            r, w = s - yi, s * (1 - s)
+            g_a, g_b = g_a + r * zi, g_b + r
+            h_aa, h_ab, h_bb = h_aa + w * zi * zi + 1e-9, h_ab + w * zi, h_bb + w + 1e-9
+        det = h_aa * h_bb - h_ab * h_ab
+        if det <= 0:
+            break
+        da, db = (h_bb * g_a - h_ab * g_b) / det, (h_aa * g_b - h_ab * g_a) / det
+        a, b = a - da, b - db
+        if abs(da) + abs(db) < 1e-9:
+            break
+    return a, b
+
+
+PARAM_FLOOR = 0.05
+"""The smallest α or β the planner network emits (softplus + 0.05); calibrated ones keep it, so an extreme mean
+cannot leave a Beta too skewed for its interval to be computed."""
+
+
+def platt_apply(alpha: np.ndarray, beta: np.ndarray, a: float, b: float) -> tuple[np.ndarray, np.ndarray]:
+    """Beta(α, β) with its mean moved by Platt scaling (a, b) and its concentration α + β kept."""
+    n = alpha + beta
+    m = np.clip(alpha / n, 1e-6, 1 - 1e-6)
+    m2 = 1.0 / (1.0 + np.exp(-(a * np.log(m / (1 - m)) + b)))
+    edge = np.minimum(PARAM_FLOOR / n, 0.5)
+    m2 = np.clip(m2, edge, 1.0 - edge)
+    return (m2 * n).astype(alpha.dtype), ((1 - m2) * n).astype(beta.dtype)

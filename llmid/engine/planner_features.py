@@ -59,6 +59,29 @@ def _is_identifier(tok: str) -> bool:
     return 3 <= len(tok) <= 64 and bool(_IDENT.match(tok)) and not _HEXISH.match(tok)
 
 
+def event_swap_columns(k: int) -> np.ndarray:
+    """Joint-action index map for trading candidate events 0 and `k`: column j of the swapped view is column
+    map[j] of the original (same action and target kind, the other event); the identity for k = 0."""
+    index = {a: j for j, a in enumerate(JOINT)}
+    swap = {0: k, k: 0}
+    return np.array([index[(a, swap.get(e, e), t)] if e is not None else j for j, (a, e, t) in enumerate(JOINT)])
+
+
+SCORE_COL = 2 * EMB_DIM + len(LEVELS) + 1
+"""Offset of the reasoner's score inside an event block (`planner_state`)."""
+
+
+def swap_events(x: np.ndarray, k: int, keep_scores: bool = False) -> np.ndarray:
+    """The states (n, FEATURE_DIM) with candidate events 0 and `k` trading places: as if the reasoner had
+    ranked event k first. `keep_scores`: the scores stay in rank order (a misrank, as training simulates it)."""
+    x = np.array(x, np.float32, copy=True)
+    a, b = x[:, :N_EVENT].copy(), x[:, k * N_EVENT:(k + 1) * N_EVENT].copy()
+    if keep_scores:
+        a[:, SCORE_COL], b[:, SCORE_COL] = b[:, SCORE_COL].copy(), a[:, SCORE_COL].copy()
+    x[:, :N_EVENT], x[:, k * N_EVENT:(k + 1) * N_EVENT] = b, a
+    return x
+
+
 def identifiers(rec: LogRecord) -> set[str]:
     """The identifier-like tokens (`_is_identifier`) among a record's parameters."""
     out = set()
@@ -160,5 +183,5 @@ def planner_state(incident: Incident, records: Sequence[LogRecord] | None, embed
     return state
 
 
-__all__ = ["EMB_DIM", "EVENTS", "FEATURE_DIM", "JOINT", "N_EVENT", "N_JOINT", "TARGET_KINDS", "PlannerState",
-           "entity_of", "identifiers", "planner_state"]
+__all__ = ["EMB_DIM", "EVENTS", "FEATURE_DIM", "JOINT", "N_EVENT", "N_JOINT", "SCORE_COL", "TARGET_KINDS",
+           "PlannerState", "entity_of", "event_swap_columns", "identifiers", "planner_state", "swap_events"]

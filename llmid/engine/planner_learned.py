@@ -2,10 +2,11 @@
 
 `LearnedPlanner.recommend(incident, records)` featurises the incident (`planner_features.planner_state`), asks
 the exported actor-critic (`models/planner.onnx`) for the confidence-shaped policy, and ranks candidates the way
-an operator would try them: the policy's best action, then — re-planned with that one masked as failed — the
-candidate most likely to fix it given that failure, and so on (`RANKED` deep; escalation always offered, and
-after a failure only once no remaining action is plausible; `PlannerModel.rank_batch`). Each carries its
-Beta(α, β) confidence (given the failures before it) with a 90% interval. The rationale names the chain events
+an operator would try them: the policy's best action, then — re-planned with that one masked as failed, and with
+the reasoner's next suspect in front — the candidate most likely to fix it given that failure, and so on
+(`RANKED` deep; escalation always offered, and after a failure only once no remaining action is plausible;
+`PlannerModel.rank_batch`). Each carries its Beta(α, β) confidence (given the failures before it, Platt-calibrated
+on the validation split when the model card says so) with a 90% interval. The rationale names the chain events
 the state was built from.
 """
 
@@ -19,8 +20,17 @@ from typing import Any
 import numpy as np
 
 from llmid.documents import Incident, LogRecord, Recommendation, stable_id
-from llmid.engine.beta import beta_confidence
-from llmid.engine.planner_features import JOINT, N_JOINT, PlannerState, planner_state
+from llmid.engine.beta import beta_confidence, platt_apply
+from llmid.engine.planner_features import (
+    EVENTS,
+    JOINT,
+    N_EVENT,
+    N_JOINT,
+    PlannerState,
+    event_swap_columns,
+    planner_state,
+    swap_events,
+)
 
 MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
 DEFAULT_MODEL = MODELS_DIR / "planner.onnx"
@@ -28,8 +38,9 @@ ESCALATE = N_JOINT - 1
 RANKED = 4
 PLAUSIBLE: float | None = 0.5
 """After a failed action, escalation waits while a remaining candidate's Beta mean is at least this."""
-AFTER_FAILURE = "mean"
-"""How candidates after the first are chosen: "mean" (the highest Beta mean given the failures) or "policy"."""
+AFTER_FAILURE = "next_cause"
+"""How candidates after the first are chosen: "next_cause" (step k re-plans as if the reasoner's k-th event were
+the cause, for k < EVENTS, then as "mean"), "mean" (the highest Beta mean given the failures) or "policy"."""
 
 
 class PlannerModel:
@@ -45,10 +56,14 @@ class PlannerModel:
         card = self.path.with_suffix(".json")
         self.card: dict[str, Any] = json.loads(card.read_text(encoding="utf-8")) if card.is_file() else {}
         self.fault_classes: list[str] = list(self.card.get("fault_classes", []))
+        cal = self.card.get("calibration") or {}
+        self.platt: tuple[float, float] | None = (float(cal["a"]), float(cal["b"])) if "a" in cal else None
 
     def run(self, x: np.ndarray, avail: np.ndarray) -> dict[str, np.ndarray]:
         policy, alpha, beta, value, fault = self.session.run(
             None, {"x": np.asarray(x, np.float32), "avail": np.asarray(avail, np.float32)})
+        if self.platt is not None:  # the card's calibration, fitted on the validation split after training
+            alpha, beta = platt_apply(alpha, beta, *self.platt)
         return {"policy": policy, "alpha": alpha, "beta": beta, "value": value, "fault": fault}
 
     def rank_batch(self, x: np.ndarray, avail: np.ndarray, depth: int = RANKED,
@@ -60,33 +75,43 @@ class PlannerModel:
         masked (and, when `targets` gives each joint action's concrete target, every other way of naming the
         same action on the same target), and the network, which reads the mask, gives its Beta confidences
         conditioned on that failure; the next candidate is the one most likely to fix it now (the highest Beta
-        mean; `after_failure="policy"`: the re-run policy's choice instead). Escalation ends the list; after a
+        mean; `after_failure="policy"`: the re-run policy's choice instead). With "next_cause" (the default),
+        a failed fix is also taken as evidence against the reasoner's top event: step k (k < EVENTS) is
+        re-planned on the view in which the k-th ranked event leads (`swap_events`), as an operator moves to the
+        next suspect; later steps re-plan on the incident as ranked. Escalation ends the list; after a
         failure it waits while a remaining action is still plausible (Beta mean ≥ `plausible`; None = no such
         rule). Returns [(joint index, α, β, policy probability)] per state."""
         avail = np.asarray(avail, np.float32).copy()
+        x = np.asarray(x, np.float32)
         out: list[list[tuple[int, float, float, float]]] = [[] for _ in range(len(x))]
         live = np.ones(len(x), bool)
         for step in range(depth):
             if not live.any():
                 break
-            res = self.run(x, avail)
+            k = step if after_failure == "next_cause" and 0 < step < EVENTS else 0
+            cols = event_swap_columns(k)
+            vx = swap_events(x, k) if k else x
+            res = self.run(vx, avail[:, cols])
             mean_all = res["alpha"] / (res["alpha"] + res["beta"])
             for i in np.nonzero(live)[0]:
-                ok = avail[i] > 0.5
+                ok = avail[i, cols] > 0.5
                 if not ok.any():
                     live[i] = False
                     continue
+                if k and not np.abs(x[i, k * N_EVENT:(k + 1) * N_EVENT]).any():
+                    continue  # no such event to re-plan on: the next step re-plans on the original view
                 score = res["policy"][i] if step == 0 or after_failure == "policy" else mean_all[i]
-                j = int(np.argmax(np.where(ok, score, -1.0)))
-                if step > 0 and j == ESCALATE and plausible is not None:
+                jv = int(np.argmax(np.where(ok, score, -1.0)))
+                if step > 0 and jv == ESCALATE and plausible is not None:
                     still = ok & (mean_all[i] >= plausible)
                     still[ESCALATE] = False
                     if still.any():
-                        j = int(np.argmax(np.where(still, score, -1.0)))
-                out[i].append((j, float(res["alpha"][i, j]), float(res["beta"][i, j]), float(res["policy"][i, j])))
+                        jv = int(np.argmax(np.where(still, score, -1.0)))
+                j = int(cols[jv])
+                out[i].append((j, float(res["alpha"][i, jv]), float(res["beta"][i, jv]), float(res["policy"][i, jv])))
                 avail[i, j] = 0.0
                 if targets is not None:
-                    same = [k for k in range(N_JOINT) if JOINT[k][0] == JOINT[j][0] and targets[i][k] == targets[i][j]]
+                    same = [q for q in range(N_JOINT) if JOINT[q][0] == JOINT[j][0] and targets[i][q] == targets[i][j]]
                     avail[i, same] = 0.0
                 if j == ESCALATE:
                     live[i] = False

@@ -31,7 +31,15 @@ import numpy as np
 import torch
 from torch.nn import functional as F  # noqa: N812
 
-from llmid.engine.planner_features import FEATURE_DIM, JOINT, N_JOINT, TARGET_KINDS
+from llmid.engine.planner_features import (
+    FEATURE_DIM,
+    JOINT,
+    N_EVENT,
+    N_JOINT,
+    TARGET_KINDS,
+    event_swap_columns,
+    swap_events,
+)
 from llmid.evaluation.planner_data import FAULT_NAMES, TRAIN_SCENARIOS, load_or_build
 from llmid.model_export.planner_model import (
     EnsembleWrapper,
@@ -51,7 +59,7 @@ MODELS = Path(__file__).resolve().parents[1] / "models"
 @dataclass(slots=True)
 class TrainConfig:
     scenarios: int = TRAIN_SCENARIOS
-    epochs: int = 60
+    epochs: int = 150
     batch: int = 64
     lr: float = 2e-3
     weight_decay: float = 1e-4
@@ -69,6 +77,12 @@ class TrainConfig:
     cache: str | None = None
     ensemble: int = 1
     """Members trained with seeds seed, seed + 1, ...; the exported policy and confidence are their average."""
+    misrank: float = 0.25
+    """Share of training episodes shown with the reasoner's top two events swapped (`_misranked`), scores kept
+    in rank order: the planner must not trust that the top-ranked event is the cause."""
+    calibration: int = 300
+    """Validation scenarios ("dev" wording, seeds 500,000+) the exported confidence is Platt-calibrated on
+    (`calibrate`); 0 = none. Not with phrasings "fit", whose validation is that split."""
     phrasings: str = "train"
     """Wording split of the training scenarios: "train", or "fit" (its share without the "dev" wording, for a
     model whose settings are then chosen on `llmid eval planner --validation`)."""
@@ -76,7 +90,8 @@ class TrainConfig:
 
     @classmethod
     def tiny(cls) -> TrainConfig:
-        return cls(scenarios=12, epochs=3, batch=8, model=ModelConfig(hidden=16, proj=8, block_dropout=0.0))
+        return cls(scenarios=12, epochs=3, batch=8, calibration=2,
+                   model=ModelConfig(hidden=16, proj=8, block_dropout=0.0))
 
 
 def _groups(targets: np.ndarray) -> np.ndarray:
@@ -87,6 +102,24 @@ def _groups(targets: np.ndarray) -> np.ndarray:
         ids: dict[tuple[str, str | None], int] = {}
         for j in range(N_JOINT):
             out[i, j] = ids.setdefault((JOINT[j][0], names[j]), len(ids))
+    return out
+
+
+def _misranked(rows: torch.Tensor, tensors: list[torch.Tensor], cols: torch.Tensor) -> list[torch.Tensor]:
+    """The same incidents as if the reasoner had ranked its second event first (`rows`: which ones): the two
+    event blocks trade places, the scores stay in rank order, and every per-action tensor follows its event
+    (`cols`: `event_swap_columns(1)`). Reasoner misranks are where held-out incidents fail; in-sample ones are
+    rare, so they are simulated."""
+    x, *per_action = tensors
+    if not bool(rows.any()):
+        return tensors
+    x = x.clone()
+    x[rows] = torch.from_numpy(swap_events(x[rows].numpy(), 1, keep_scores=True))
+    out = [x]
+    for t in per_action:
+        t = t.clone()
+        t[rows] = t[rows][:, cols]
+        out.append(t)
     return out
 
 
@@ -173,6 +206,8 @@ def train(cfg: TrainConfig, data: dict[str, np.ndarray], log: Callable[[str], No
     fault = torch.from_numpy(data["fault"][keep])
     groups = torch.from_numpy(_groups(data["targets"][keep]))
     cfg.model.n_faults = len(FAULT_NAMES)
+    cols = torch.from_numpy(event_swap_columns(1))
+    two = torch.from_numpy(np.abs(data["x"][keep][:, N_EVENT:2 * N_EVENT]).sum(1) > 0)  # has a second event
     net = PlannerNet(cfg.model)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -183,8 +218,10 @@ def train(cfg: TrainConfig, data: dict[str, np.ndarray], log: Callable[[str], No
         agg: dict[str, float] = {}
         for s in range(0, n, cfg.batch):
             idx = perm[s: s + cfg.batch]
-            losses = _rollout_loss(net, x[idx], avail[idx], fixed[idx], reward[idx], fault[idx], groups[idx], cfg,
-                                   gen)
+            rows = (torch.rand(len(idx), generator=gen) < cfg.misrank) & two[idx]
+            bx, bavail, bfixed, breward, bgroups = _misranked(
+                rows, [x[idx], avail[idx], fixed[idx], reward[idx], groups[idx]], cols)
+            losses = _rollout_loss(net, bx, bavail, bfixed, breward, fault[idx], bgroups, cfg, gen)
             opt.zero_grad()
             losses["total"].backward()
             torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
@@ -255,7 +292,8 @@ def write_card(path: str | Path, cfg: TrainConfig, data: dict[str, np.ndarray], 
             "scenarios": int(len(data["seed"])),
             "incidents": int(data["detected"].sum()),
         },
-        "metrics": metrics,
+        "metrics": {k: v for k, v in metrics.items() if k != "calibration"},
+        "calibration": metrics.get("calibration"),
         "command": command,
         "train_seconds": round(seconds, 1),
         "date": datetime.now(UTC).strftime("%Y-%m-%d"),
@@ -263,6 +301,27 @@ def write_card(path: str | Path, cfg: TrainConfig, data: dict[str, np.ndarray], 
     out = path.with_suffix(".json")
     out.write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
     return out
+
+
+def calibrate(path: Path, cfg: TrainConfig, log: Callable[[str], None] | None = None) -> dict[str, float]:
+    """Platt scaling of the exported model's confidence on the validation split, through the real pipeline
+    like the evaluation: the network learns on simulated misranks too, so its raw Beta means are conservative
+    on incidents the reasoner ranked right. The card carries (a, b); `PlannerModel` applies them to every
+    Beta it returns, keeping its concentration. Fitted on the top recommendation's outcome."""
+    from llmid.engine.beta import platt_apply, platt_fit
+    from llmid.evaluation.planner_eval import calibration, model_steps
+
+    cache = Path(cfg.cache).parent / f"dev-{cfg.calibration}.npz" if cfg.cache else None
+    if log:
+        log(f"calibrating the confidence on {cfg.calibration} validation scenarios (dev wording)")
+    dev = load_or_build("dev", cfg.calibration, cache, log=log)
+    tops = [s[0] for s in model_steps(path, dev) if s]
+    mean = np.array([t.confidence.mean for t in tops])
+    hit = np.array([t.fixed for t in tops], bool)
+    a, b = platt_fit(mean.tolist(), hit.tolist())
+    after, _ = platt_apply(mean, 1.0 - mean, a, b)
+    return {"a": a, "b": b, "split": "dev", "scenarios": cfg.calibration,
+            "ece_before": round(calibration(mean, hit)[0], 4), "ece_after": round(calibration(after, hit)[0], 4)}
 
 
 def run(cfg: TrainConfig, out: str | Path | None = None, *, command: str = "llmid train planner",
@@ -285,6 +344,9 @@ def run(cfg: TrainConfig, out: str | Path | None = None, *, command: str = "llmi
     diff = parity(nets, out, data)
     metrics = {"onnx_parity_max_abs": diff}
     card = write_card(out, cfg, data, metrics, time.time() - t0, command)
+    if cfg.calibration and cfg.phrasings == "train":
+        metrics["calibration"] = calibrate(out, cfg, log)
+        card = write_card(out, cfg, data, metrics, time.time() - t0, command)
     return {"model": str(out), "card": str(card), "parity": diff, "seconds": round(time.time() - t0, 1)}
 
 
