@@ -279,6 +279,8 @@ def test_next_cause_replanning_moves_the_next_suspect_in_front(tiny_model: Path,
     res = model.run(swap_events(x, 1), view_avail[:, cols])
     mean = res["alpha"][0] / (res["alpha"][0] + res["beta"][0])
     assert second == int(cols[int(np.argmax(np.where(view_avail[0, cols] > 0.5, mean, -1.0)))])
+    real = model.run(x, view_avail)  # its confidence is stated for the incident as ranked, not for the view
+    assert np.isclose(ranked[1][1], real["alpha"][0, second]) and np.isclose(ranked[1][2], real["beta"][0, second])
 
 
 def test_platt_calibration_fits_and_keeps_the_concentration() -> None:

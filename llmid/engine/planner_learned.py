@@ -78,9 +78,10 @@ class PlannerModel:
         mean; `after_failure="policy"`: the re-run policy's choice instead). With "next_cause" (the default),
         a failed fix is also taken as evidence against the reasoner's top event: step k (k < EVENTS) is
         re-planned on the view in which the k-th ranked event leads (`swap_events`), as an operator moves to the
-        next suspect; later steps re-plan on the incident as ranked. Escalation ends the list; after a
-        failure it waits while a remaining action is still plausible (Beta mean ≥ `plausible`; None = no such
-        rule). Returns [(joint index, α, β, policy probability)] per state."""
+        next suspect; later steps re-plan on the incident as ranked. The view only chooses: the confidence given
+        is the network's for that action on the incident as ranked, given the failures before it. Escalation
+        ends the list; after a failure it waits while a remaining action is still plausible in the view (Beta
+        mean ≥ `plausible`; None = no such rule). Returns [(joint index, α, β, policy probability)] per state."""
         avail = np.asarray(avail, np.float32).copy()
         x = np.asarray(x, np.float32)
         out: list[list[tuple[int, float, float, float]]] = [[] for _ in range(len(x))]
@@ -92,6 +93,7 @@ class PlannerModel:
             cols = event_swap_columns(k)
             vx = swap_events(x, k) if k else x
             res = self.run(vx, avail[:, cols])
+            said = self.run(x, avail) if k else res  # confidence is stated for the incident as ranked
             mean_all = res["alpha"] / (res["alpha"] + res["beta"])
             for i in np.nonzero(live)[0]:
                 ok = avail[i, cols] > 0.5
@@ -108,7 +110,7 @@ class PlannerModel:
                     if still.any():
                         jv = int(np.argmax(np.where(still, score, -1.0)))
                 j = int(cols[jv])
-                out[i].append((j, float(res["alpha"][i, jv]), float(res["beta"][i, jv]), float(res["policy"][i, jv])))
+                out[i].append((j, float(said["alpha"][i, j]), float(said["beta"][i, j]), float(said["policy"][i, j])))
                 avail[i, j] = 0.0
                 if targets is not None:
                     same = [q for q in range(N_JOINT) if JOINT[q][0] == JOINT[j][0] and targets[i][q] == targets[i][j]]
