@@ -130,9 +130,12 @@ class IncidentContext:
         implicated: dict[str, float] = {}
         severity: dict[str, int] = {}
         places: list[tuple[str, str]] = []
+        hosts: set[str] = set()
         for where in ("chain", "ranking"):
             for e in doc.get(where) or []:
                 svc, host = (e.get("service") or {}).get("name"), (e.get("host") or {}).get("name")
+                if host:
+                    hosts.add(host)
                 for n in (svc, host):
                     if n:
                         if where == "chain":
@@ -140,9 +143,7 @@ class IncidentContext:
                         severity[n] = max(severity.get(n, 0), level_rank((e.get("log") or {}).get("level")))
                 if svc and host and (svc, host) not in places:
                     places.append((svc, host))
-        return cls(doc.get("incident_id"), implicated, severity, places, sorted({h for _, h in places} | {
-            (e.get("host") or {}).get("name") for w in ("chain", "ranking") for e in doc.get(w) or []
-            if (e.get("host") or {}).get("name")}))
+        return cls(doc.get("incident_id"), implicated, severity, places, sorted(hosts))
 
     def to_doc(self) -> dict[str, Any]:
         return {"incident_id": self.incident_id, "implicated": dict(sorted(self.implicated.items())),
