@@ -20,6 +20,7 @@ from typing import Any
 from celery import Celery
 from celery.worker.consumer import Consumer
 from kombu import Queue
+from kombu.utils.scheduling import round_robin_cycle
 
 from llmid.config import Settings
 from llmid.errors import LlmidError
@@ -48,6 +49,44 @@ class _Defaults:
 defaults = _Defaults()
 
 
+CHAIN_STREAK = 32
+"""Messages a worker takes in a row from its preferred queue before it takes one in round robin order again,
+so that no queue waits for ever behind a chain that always has work (a followed source, say)."""
+
+
+class _Chain:
+    preferred: str | None = None
+    """The queue this worker takes its next message from when it holds one (None: Redis' round robin)."""
+    streak: int = 0
+
+    def prefer(self, queue: str | None) -> None:
+        """Set by each task for the next message (see ChainCycle), at most CHAIN_STREAK times in a row."""
+        self.streak = self.streak + 1 if queue is not None and queue == self.preferred else 0
+        self.preferred = queue if self.streak < CHAIN_STREAK else None
+
+
+chain = _Chain()
+
+
+class ChainCycle(round_robin_cycle):  # type: ignore[misc]
+    """Order of a worker's queues for its next Redis BRPOP: the queue `chain.preferred` names first, then
+    round robin.
+
+    The structure and reason steps are chains (each message waits for its predecessor's commit), and the
+    worker that just committed one holds its state warm and finds its turn at once. Round robin made it
+    switch queues after every message, so the next link usually went to a worker that had to wait for its
+    turn and reload the state, while the chain stalled behind that worker's other message. The tasks set
+    the preference: stay on the chain whose turn came at once, else move to the other one."""
+
+    def consume(self, n: int) -> list[str]:
+        items = list(self.items[:n])
+        want = chain.preferred
+        if want in items:
+            items.remove(want)
+            items.insert(0, want)
+        return items
+
+
 def configure(broker: str, settings: Settings) -> Celery:
     """Point the app at `broker` with the delivery settings above; returns the app."""
     app.conf.update(
@@ -60,7 +99,8 @@ def configure(broker: str, settings: Settings) -> Celery:
         accept_content=["json"],
         task_queues=[Queue(q, routing_key=q) for q in QUEUE_NAMES],
         task_default_queue=QUEUE_NAMES[0],
-        broker_transport_options={"visibility_timeout": float(settings.broker_visibility_timeout)},
+        broker_transport_options={"visibility_timeout": float(settings.broker_visibility_timeout),
+                                  "queue_order_strategy": "llmid.workers.app:ChainCycle"},
         broker_connection_retry_on_startup=True,
         broker_connection_max_retries=None,
         broker_pool_limit=4,

@@ -20,7 +20,7 @@ from celery import Task
 from llmid.config import Settings, load_settings
 from llmid.errors import LlmidError, StoreError
 from llmid.workers import deadletter
-from llmid.workers.app import app, defaults
+from llmid.workers.app import app, chain, defaults
 from llmid.workers.stages import (
     KICK,
     PLAN,
@@ -97,6 +97,15 @@ def _dead(task: Task, stage: str, payload: Any, error: str, attempts: int) -> bo
 
 
 def run_stage(task: Task, stage: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    """Run one message; then tell the consumer which queue to take the next one from (app.ChainCycle)."""
+    CTX.prefer = None
+    try:
+        _run_stage(task, stage, args, kwargs)
+    finally:
+        chain.prefer(QUEUES.get(CTX.prefer or ""))
+
+
+def _run_stage(task: Task, stage: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
     payload = args[0] if len(args) == 1 else {"args": list(args)}
     failures = int(kwargs.get("failures", 0) or 0)
     waits = int(kwargs.get("waits", 0) or 0)
