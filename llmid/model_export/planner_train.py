@@ -207,7 +207,7 @@ def train(cfg: TrainConfig, data: dict[str, np.ndarray], log: Callable[[str], No
     groups = torch.from_numpy(_groups(data["targets"][keep]))
     cfg.model.n_faults = len(FAULT_NAMES)
     cols = torch.from_numpy(event_swap_columns(1))
-    two = torch.from_numpy(np.abs(data["x"][keep][:, N_EVENT:2 * N_EVENT]).sum(1) > 0)  # has a second event
+    two = x[:, N_EVENT:2 * N_EVENT].abs().sum(1) > 0  # has a second event
     net = PlannerNet(cfg.model)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -316,10 +316,13 @@ def calibrate(path: Path, cfg: TrainConfig, log: Callable[[str], None] | None = 
         log(f"calibrating the confidence on {cfg.calibration} validation scenarios (dev wording)")
     dev = load_or_build("dev", cfg.calibration, cache, log=log)
     tops = [s[0] for s in model_steps(path, dev) if s]
-    mean = np.array([t.confidence.mean for t in tops])
+    alpha = np.array([t.confidence.alpha for t in tops])
+    beta = np.array([t.confidence.beta for t in tops])
     hit = np.array([t.fixed for t in tops], bool)
+    mean = alpha / (alpha + beta)
     a, b = platt_fit(mean.tolist(), hit.tolist())
-    after, _ = platt_apply(mean, 1.0 - mean, a, b)
+    alpha2, beta2 = platt_apply(alpha, beta, a, b)  # as PlannerModel will: same concentration and floor
+    after = alpha2 / (alpha2 + beta2)
     return {"a": a, "b": b, "split": "dev", "scenarios": cfg.calibration,
             "ece_before": round(calibration(mean, hit)[0], 4), "ece_after": round(calibration(after, hit)[0], 4)}
 
@@ -343,6 +346,8 @@ def run(cfg: TrainConfig, out: str | Path | None = None, *, command: str = "llmi
     export_onnx(nets, out)
     diff = parity(nets, out, data)
     metrics = {"onnx_parity_max_abs": diff}
+    # the card is written first without a calibration, so that `calibrate` reads the raw confidence and never
+    # a stale calibration left by an earlier model at this path
     card = write_card(out, cfg, data, metrics, time.time() - t0, command)
     if cfg.calibration and cfg.phrasings == "train":
         metrics["calibration"] = calibrate(out, cfg, log)
